@@ -1,0 +1,180 @@
+import { z } from 'zod';
+import { parseDurationMs, parseRate, type Rate } from './units.js';
+
+export { parseDurationMs, parseRate, formatRate, type Rate } from './units.js';
+
+/**
+ * Thrown by {@link loadConfig} when a variable has a bad value. Its message is one line that
+ * names the variable and what is wrong, ready to print before exiting with code 2.
+ */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  /** The environment variable at fault. */
+  readonly variable: string;
+  constructor(variable: string, problem: string) {
+    super(`invalid ${variable}: ${problem}`);
+    this.variable = variable;
+  }
+}
+
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
+const port = z.coerce.number().int().min(0).max(65535);
+const posInt = z.coerce.number().int().min(1);
+const url = (schemes: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return schemes.includes(new URL(v).protocol.replace(':', ''));
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL with scheme ${schemes.join(' or ')}` },
+  );
+const duration = z.string().transform((v, ctx) => {
+  try {
+    return parseDurationMs(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+const rate = z.string().transform((v, ctx): Rate => {
+  try {
+    return parseRate(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * Every variable of CONTRACT.md, with its default. One line per variable: meaning, unit,
+ * default. Names are the environment names so a failing variable is reported as written.
+ */
+const envSchema = z.object({
+  /** Redis for queues, limiter and caches. */
+  REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
+  /** Postgres, the source of truth; `db migrate` creates the database if missing. */
+  DATABASE_URL: url(['postgres', 'postgresql']).default('postgres://postgres@127.0.0.1:5432/storycheck'),
+  /** Prefix of every Redis key; two prefixes never see each other. */
+  STORYCHECK_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 _ . -')
+    .default('storycheck'),
+  /** Origin of every upstream request. */
+  IG_BASE_URL: url(['http', 'https']).default('https://www.instagram.com'),
+  /** 32-byte key, base64: encrypts cookies and proxy passwords at rest. */
+  STORYCHECK_SECRET_KEY: z.string().optional(),
+  /** Default budget per session (requests per period); instaloader's careful 200/11m. */
+  SESSION_RATE: rate.default(parseRate('200/11m')),
+  /** Requests a session may send back to back before the rate applies. */
+  SESSION_BURST: z.coerce.number().int().min(1).default(5),
+  /** Default budget per proxy (egress IP). */
+  PROXY_RATE: rate.default(parseRate('600/11m')),
+  /** Burst per proxy. */
+  PROXY_BURST: z.coerce.number().int().min(1).default(10),
+  /** Optional budget for all traffic together; unset = no global budget. */
+  GLOBAL_RATE: rate.optional(),
+  /** Burst of the global budget. */
+  GLOBAL_BURST: z.coerce.number().int().min(1).default(10),
+  /** Jobs in flight per worker process. */
+  WORKER_CONCURRENCY: posInt.max(1000).default(10),
+  /** Health/metrics port of a worker process; unset = off. */
+  WORKER_HTTP_PORT: port.optional(),
+  /** How long a stopping worker waits for in-flight jobs before it forces the exit (ms). */
+  WORKER_SHUTDOWN_TIMEOUT: duration.default(parseDurationMs('20s')),
+  /** Timeout of one upstream request (ms). */
+  REQUEST_TIMEOUT: duration.default(parseDurationMs('15s')),
+  /** User-id cache TTL (ms); ids never change, usernames can. */
+  USER_ID_CACHE_TTL: duration.default(parseDurationMs('7d')),
+  /** Story-result cache TTL (ms). */
+  STORY_CACHE_TTL: duration.default(parseDurationMs('60s')),
+  /** Accept proxies on loopback/private addresses (tests and demos). */
+  ALLOW_PRIVATE_PROXIES: bool.default(false),
+  /** Board HTTP port. */
+  BOARD_PORT: port.default(3000),
+  /** Board bind address; non-loopback requires BOARD_PASSWORD. */
+  BOARD_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Board basic-auth user. */
+  BOARD_USER: z.string().min(1).default('admin'),
+  /** Board basic-auth password; unset = no auth (loopback only). */
+  BOARD_PASSWORD: z.string().min(1).optional(),
+  /** Board refuses retry/clean/remove actions unless false. */
+  BOARD_READONLY: bool.default(true),
+  /** error | warn | info | debug. */
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+  /** json | pretty; default json, pretty on a TTY. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+});
+
+/** The typed configuration handed to the rest of the code; nothing else reads process.env. */
+export interface Config {
+  redisUrl: string;
+  databaseUrl: string;
+  prefix: string;
+  igBaseUrl: string;
+  secretKey: string | undefined;
+  sessionRate: Rate;
+  sessionBurst: number;
+  proxyRate: Rate;
+  proxyBurst: number;
+  globalRate: Rate | undefined;
+  globalBurst: number;
+  workerConcurrency: number;
+  workerHttpPort: number | undefined;
+  workerShutdownTimeoutMs: number;
+  requestTimeoutMs: number;
+  userIdCacheTtlMs: number;
+  storyCacheTtlMs: number;
+  allowPrivateProxies: boolean;
+  board: { port: number; host: string; user: string; password: string | undefined; readonly: boolean };
+  log: { level: string; format: 'json' | 'pretty' | undefined };
+}
+
+/**
+ * Parses the environment once, at start. Empty strings count as unset. Throws
+ * {@link ConfigError} naming the first bad variable; callers print its message and exit 2.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v.trim() !== '') input[key] = v.trim();
+  }
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(variable, issue.message);
+  }
+  const e = parsed.data;
+  return {
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    prefix: e.STORYCHECK_PREFIX,
+    igBaseUrl: e.IG_BASE_URL.replace(/\/+$/, ''),
+    secretKey: e.STORYCHECK_SECRET_KEY,
+    sessionRate: e.SESSION_RATE,
+    sessionBurst: e.SESSION_BURST,
+    proxyRate: e.PROXY_RATE,
+    proxyBurst: e.PROXY_BURST,
+    globalRate: e.GLOBAL_RATE,
+    globalBurst: e.GLOBAL_BURST,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    workerHttpPort: e.WORKER_HTTP_PORT,
+    workerShutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT,
+    requestTimeoutMs: e.REQUEST_TIMEOUT,
+    userIdCacheTtlMs: e.USER_ID_CACHE_TTL,
+    storyCacheTtlMs: e.STORY_CACHE_TTL,
+    allowPrivateProxies: e.ALLOW_PRIVATE_PROXIES,
+    board: {
+      port: e.BOARD_PORT,
+      host: e.BOARD_HOST,
+      user: e.BOARD_USER,
+      password: e.BOARD_PASSWORD,
+      readonly: e.BOARD_READONLY,
+    },
+    log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT },
+  };
+}

@@ -1,0 +1,67 @@
+import { ConfigError, formatRate, loadConfig, parseDurationMs, parseRate } from '../src/index.js';
+
+describe('loadConfig', () => {
+  it('gives the documented defaults on an empty environment', () => {
+    const c = loadConfig({});
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(c.databaseUrl).toBe('postgres://postgres@127.0.0.1:5432/storycheck');
+    expect(c.prefix).toBe('storycheck');
+    expect(c.igBaseUrl).toBe('https://www.instagram.com');
+    expect(c.sessionRate).toEqual({ count: 200, periodMs: 660_000 });
+    expect(c.storyCacheTtlMs).toBe(60_000);
+    expect(c.board.readonly).toBe(true);
+    expect(c.workerHttpPort).toBeUndefined();
+  });
+
+  it('parses durations, rates, booleans and trims a trailing slash from the base URL', () => {
+    const c = loadConfig({
+      IG_BASE_URL: 'http://127.0.0.1:4100/',
+      SESSION_RATE: '10/1s',
+      STORY_CACHE_TTL: '90s',
+      ALLOW_PRIVATE_PROXIES: 'true',
+      WORKER_CONCURRENCY: '4',
+    });
+    expect(c.igBaseUrl).toBe('http://127.0.0.1:4100');
+    expect(c.sessionRate).toEqual({ count: 10, periodMs: 1000 });
+    expect(c.storyCacheTtlMs).toBe(90_000);
+    expect(c.allowPrivateProxies).toBe(true);
+    expect(c.workerConcurrency).toBe(4);
+  });
+
+  it.each([
+    ['REDIS_URL', 'http://x'],
+    ['DATABASE_URL', 'not a url'],
+    ['SESSION_RATE', '200 per hour'],
+    ['STORY_CACHE_TTL', '10 minutes'],
+    ['WORKER_CONCURRENCY', '0'],
+    ['BOARD_READONLY', 'maybe'],
+    ['LOG_LEVEL', 'loud'],
+    ['STORYCHECK_PREFIX', 'has space'],
+  ])('a bad %s stops with one line naming it', (variable, value) => {
+    let err: unknown;
+    try {
+      loadConfig({ [variable]: value });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as Error).message).toMatch(new RegExp(`^invalid ${variable}: `));
+    expect((err as Error).message).not.toContain('\n');
+  });
+});
+
+describe('units', () => {
+  it('parses durations to integer ms', () => {
+    expect(parseDurationMs('250ms')).toBe(250);
+    expect(parseDurationMs('1.5s')).toBe(1500);
+    expect(parseDurationMs('7d')).toBe(604_800_000);
+    expect(() => parseDurationMs('7 weeks')).toThrow(/not a duration/);
+  });
+  it('parses and formats rates', () => {
+    expect(parseRate('200/11m')).toEqual({ count: 200, periodMs: 660_000 });
+    expect(formatRate(parseRate('200/11m'))).toBe('200/11m');
+    expect(() => parseRate('0/1s')).toThrow(/positive/);
+    expect(() => parseRate('5')).toThrow(/not a rate/);
+  });
+});

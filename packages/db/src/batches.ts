@@ -1,0 +1,283 @@
+import { and, asc, desc, eq, gt, or, sql, type SQL } from 'drizzle-orm';
+import type { Db } from './client.js';
+import { batches, batchLog, items } from './schema.js';
+
+/** Final statuses of an item (DESIGN.md "Result statuses"). */
+export const FINAL_STATUSES = ['active', 'none', 'private', 'not_found', 'failed'] as const;
+/** One of {@link FINAL_STATUSES}. */
+export type FinalStatus = (typeof FINAL_STATUSES)[number];
+
+const COUNTER: Record<FinalStatus, string> = {
+  active: 'count_active',
+  none: 'count_none',
+  private: 'count_private',
+  not_found: 'count_not_found',
+  failed: 'count_failed',
+};
+
+/** A batch as `status --json` shows it (CONTRACT.md). */
+export interface BatchStatus {
+  batchId: string;
+  name: string | null;
+  state: 'queued' | 'running' | 'completed';
+  total: number;
+  done: number;
+  counts: Record<FinalStatus, number>;
+  duplicates: number;
+  rejected: number;
+  sealed: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** Creates a batch row (state `queued`, unsealed) and its `created` log event. */
+export async function createBatch(db: Db, batch: { id: string; name?: string | null }): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.insert(batches).values({ id: batch.id, name: batch.name ?? null });
+    await tx.insert(batchLog).values({ batchId: batch.id, event: 'created', data: { name: batch.name ?? null } });
+  });
+}
+
+/** True when a batch with this id exists. */
+export async function batchExists(db: Db, batchId: string): Promise<boolean> {
+  const rows = await db.select({ id: batches.id }).from(batches).where(eq(batches.id, batchId));
+  return rows.length > 0;
+}
+
+/**
+ * Inserts items in one multi-row statement; names already in the batch (or repeated within
+ * `rows`) are skipped. Returns the rows actually inserted, whose jobs the caller must add
+ * next — after this returns, so every job's row exists first (DESIGN.md invariant 1). The
+ * batch total moves in the same transaction.
+ */
+export async function addItems(
+  db: Db,
+  batchId: string,
+  rows: ReadonlyArray<{ seq: number; username: string }>,
+): Promise<Array<{ seq: number; username: string }>> {
+  if (rows.length === 0) return [];
+  return db.transaction(async (tx) => {
+    const inserted = await tx
+      .insert(items)
+      .values(rows.map((r) => ({ batchId, seq: r.seq, username: r.username })))
+      .onConflictDoNothing({ target: [items.batchId, items.username] })
+      .returning({ seq: items.seq, username: items.username });
+    if (inserted.length) {
+      await tx
+        .update(batches)
+        .set({ total: sql`${batches.total} + ${inserted.length}`, state: sql`CASE WHEN ${batches.state} = 'completed' THEN 'running' ELSE ${batches.state} END`, finishedAt: sql`CASE WHEN ${batches.state} = 'completed' THEN NULL ELSE ${batches.finishedAt} END` })
+        .where(eq(batches.id, batchId));
+    }
+    return inserted;
+  });
+}
+
+/**
+ * Marks the producer's work on a batch as finished: adds the duplicate and rejected counts
+ * and, when every item is already final, completes the batch. Until sealed, a batch cannot
+ * complete (workers may finish the first chunk before the last one is written).
+ */
+export async function sealBatch(
+  db: Db,
+  batchId: string,
+  counts: { duplicates: number; rejected: number },
+): Promise<void> {
+  await db.execute(sql`
+    UPDATE batches SET
+      sealed = true,
+      duplicates = duplicates + ${counts.duplicates},
+      rejected = rejected + ${counts.rejected},
+      state = CASE WHEN done >= total THEN 'completed' ELSE state END,
+      finished_at = CASE WHEN done >= total THEN coalesce(finished_at, now()) ELSE finished_at END
+    WHERE id = ${batchId}`);
+}
+
+/**
+ * Moves a batch from `queued` to `running` and logs `started`, once: returns true only for the
+ * call that made the move.
+ */
+export async function markBatchStarted(db: Db, batchId: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const moved = await tx
+      .update(batches)
+      .set({ state: 'running', startedAt: sql`now()` })
+      .where(and(eq(batches.id, batchId), eq(batches.state, 'queued')))
+      .returning({ id: batches.id });
+    if (moved.length) await tx.insert(batchLog).values({ batchId, event: 'started' });
+    return moved.length > 0;
+  });
+}
+
+/** The outcome of one check, as stored in the item row. */
+export interface ItemResult {
+  status: FinalStatus;
+  storyCount?: number | null;
+  latestStoryAt?: Date | null;
+  expiresAt?: Date | null;
+  userId?: string | null;
+  /** Attempts spent (1 for a first-try answer). */
+  attempts: number;
+  cached?: boolean;
+  /** Stable error code, for `failed`. */
+  error?: string | null;
+  checkedAt?: Date;
+}
+
+/** What {@link recordResult} did. */
+export interface RecordOutcome {
+  /** True when this call moved the item to its final state (false: it already was final). */
+  applied: boolean;
+  /** True when this call completed the batch. */
+  completedBatch: boolean;
+}
+
+/**
+ * Records an item's final result, exactly once (DESIGN.md invariant 2): the row moves from
+ * `pending` to its final status and the batch counters move in the same transaction, only if
+ * the row was still pending. A job run twice finds the row final and changes nothing.
+ */
+export async function recordResult(
+  db: Db,
+  batchId: string,
+  username: string,
+  result: ItemResult,
+): Promise<RecordOutcome> {
+  const counter = sql.raw(COUNTER[result.status]);
+  return db.transaction(async (tx) => {
+    const updated = await tx
+      .update(items)
+      .set({
+        status: result.status,
+        storyCount: result.storyCount ?? null,
+        latestStoryAt: result.latestStoryAt ?? null,
+        expiresAt: result.expiresAt ?? null,
+        userId: result.userId ?? null,
+        attempts: result.attempts,
+        cached: result.cached ?? false,
+        error: result.error ?? null,
+        checkedAt: result.checkedAt ?? sql`now()`,
+      })
+      .where(and(eq(items.batchId, batchId), eq(items.username, username), eq(items.status, 'pending')))
+      .returning({ id: items.id });
+    if (updated.length === 0) return { applied: false, completedBatch: false };
+    const res = await tx.execute<{ completed: boolean }>(sql`
+      UPDATE batches SET
+        done = done + 1,
+        ${counter} = ${counter} + 1,
+        started_at = coalesce(started_at, now()),
+        state = CASE WHEN sealed AND done + 1 >= total THEN 'completed' ELSE 'running' END,
+        finished_at = CASE WHEN sealed AND done + 1 >= total THEN now() ELSE NULL END
+      WHERE id = ${batchId}
+      RETURNING (state = 'completed') AS completed`);
+    const completedBatch = res.rows[0]?.completed === true;
+    if (completedBatch) await tx.insert(batchLog).values({ batchId, event: 'finished' });
+    return { applied: true, completedBatch };
+  });
+}
+
+/** Reads a batch's status, or null when there is no such batch. */
+export async function getBatchStatus(db: Db, batchId: string): Promise<BatchStatus | null> {
+  const [b] = await db.select().from(batches).where(eq(batches.id, batchId));
+  return b ? toStatus(b) : null;
+}
+
+/** The most recent batches, newest first (`limit`, default 20). */
+export async function listBatches(db: Db, limit = 20): Promise<BatchStatus[]> {
+  const rows = await db.select().from(batches).orderBy(desc(batches.createdAt)).limit(limit);
+  return rows.map(toStatus);
+}
+
+function toStatus(b: typeof batches.$inferSelect): BatchStatus {
+  return {
+    batchId: b.id,
+    name: b.name,
+    state: b.state as BatchStatus['state'],
+    total: b.total,
+    done: b.done,
+    counts: {
+      active: b.countActive,
+      none: b.countNone,
+      private: b.countPrivate,
+      not_found: b.countNotFound,
+      failed: b.countFailed,
+    },
+    duplicates: b.duplicates,
+    rejected: b.rejected,
+    sealed: b.sealed,
+    createdAt: b.createdAt.toISOString(),
+    startedAt: b.startedAt?.toISOString() ?? null,
+    finishedAt: b.finishedAt?.toISOString() ?? null,
+  };
+}
+
+/** One result record as `results` prints it (CONTRACT.md field order). */
+export interface ResultRecord {
+  username: string;
+  status: FinalStatus | 'pending';
+  storyCount: number | null;
+  latestStoryAt: string | null;
+  expiresAt: string | null;
+  userId: string | null;
+  checkedAt: string | null;
+  attempts: number;
+  cached: boolean;
+  error: string | null;
+}
+
+/**
+ * Streams a batch's items in input order, `pageSize` rows per query (keyset pagination on
+ * (seq, id), so a million rows never sit in memory at once).
+ */
+export async function* streamResults(db: Db, batchId: string, pageSize = 5_000): AsyncGenerator<ResultRecord> {
+  let cursor: { seq: number; id: number } | null = null;
+  for (;;) {
+    const where: SQL | undefined = cursor
+      ? and(
+          eq(items.batchId, batchId),
+          or(gt(items.seq, cursor.seq), and(eq(items.seq, cursor.seq), gt(items.id, cursor.id))),
+        )
+      : eq(items.batchId, batchId);
+    const rows: Array<typeof items.$inferSelect> = await db.select().from(items).where(where).orderBy(asc(items.seq), asc(items.id)).limit(pageSize);
+    for (const r of rows) {
+      yield {
+        username: r.username,
+        status: r.status as ResultRecord['status'],
+        storyCount: r.storyCount,
+        latestStoryAt: r.latestStoryAt?.toISOString() ?? null,
+        expiresAt: r.expiresAt?.toISOString() ?? null,
+        userId: r.userId,
+        checkedAt: r.checkedAt?.toISOString() ?? null,
+        attempts: r.attempts,
+        cached: r.cached,
+        error: r.error,
+      };
+    }
+    if (rows.length < pageSize) return;
+    const last: typeof items.$inferSelect = rows[rows.length - 1]!;
+    cursor = { seq: last.seq, id: last.id };
+  }
+}
+
+/** One batch-log row to append (a check attempt or a batch event). */
+export type BatchLogEntry = typeof batchLog.$inferInsert;
+
+/** Appends rows to the batch log in one statement. */
+export async function appendBatchLog(db: Db, entries: BatchLogEntry[]): Promise<void> {
+  if (entries.length) await db.insert(batchLog).values(entries);
+}
+
+/** Pending items of a batch after `afterSeq`, in input order (`limit` rows), for re-enqueueing. */
+export async function pendingItems(
+  db: Db,
+  batchId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<Array<{ seq: number; username: string }>> {
+  return db
+    .select({ seq: items.seq, username: items.username })
+    .from(items)
+    .where(and(eq(items.batchId, batchId), eq(items.status, 'pending'), gt(items.seq, afterSeq)))
+    .orderBy(asc(items.seq))
+    .limit(limit);
+}
