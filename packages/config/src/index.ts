@@ -84,6 +84,11 @@ const envSchema = z.object({
   WORKER_HTTP_PORT: port.optional(),
   /** How long a stopping worker waits for in-flight jobs before it forces the exit (ms). */
   WORKER_SHUTDOWN_TIMEOUT: duration.default(parseDurationMs('20s')),
+  /**
+   * Lock of an active job (ms); a worker that dies (kill -9) loses its jobs' locks after this
+   * and another worker takes them within one more such period (stalled-job check).
+   */
+  WORKER_LOCK_DURATION: duration.default(parseDurationMs('30s')),
   /** Timeout of one upstream request (ms). */
   REQUEST_TIMEOUT: duration.default(parseDurationMs('15s')),
   /** User-id cache TTL (ms); ids never change, usernames can. */
@@ -124,6 +129,7 @@ export interface Config {
   workerConcurrency: number;
   workerHttpPort: number | undefined;
   workerShutdownTimeoutMs: number;
+  workerLockDurationMs: number;
   requestTimeoutMs: number;
   userIdCacheTtlMs: number;
   storyCacheTtlMs: number;
@@ -164,6 +170,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHttpPort: e.WORKER_HTTP_PORT,
     workerShutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT,
+    workerLockDurationMs: e.WORKER_LOCK_DURATION,
     requestTimeoutMs: e.REQUEST_TIMEOUT,
     userIdCacheTtlMs: e.USER_ID_CACHE_TTL,
     storyCacheTtlMs: e.STORY_CACHE_TTL,

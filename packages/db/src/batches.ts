@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { batches, batchLog, items } from './schema.js';
 
@@ -280,4 +280,17 @@ export async function pendingItems(
     .where(and(eq(items.batchId, batchId), eq(items.status, 'pending'), gt(items.seq, afterSeq)))
     .orderBy(asc(items.seq))
     .limit(limit);
+}
+
+/**
+ * Which of `usernames` are still pending in the batch: when an interrupted enqueue is run
+ * again, their jobs are added again (a job still in Redis makes that a no-op).
+ */
+export async function pendingAmong(db: Db, batchId: string, usernames: string[]): Promise<string[]> {
+  if (usernames.length === 0) return [];
+  const rows = await db
+    .select({ username: items.username })
+    .from(items)
+    .where(and(eq(items.batchId, batchId), eq(items.status, 'pending'), inArray(items.username, usernames)));
+  return rows.map((r) => r.username);
 }

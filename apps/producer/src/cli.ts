@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '@storycheck/config';
+import { redactString } from '@storycheck/logger';
+import { Context, UsageError } from './context.js';
+import { dbMigrate } from './commands/db.js';
+import { enqueue } from './commands/enqueue.js';
+import { results, RESULT_FORMATS } from './commands/results.js';
+import { batchesList, status } from './commands/status.js';
+import { InputError } from './input.js';
+
+function positiveInt(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a positive integer');
+  return Number(v);
+}
+
+/**
+ * Runs the `storycheck` CLI with `argv` (without node and script) and returns the exit code:
+ * 0 success, 2 bad usage or invalid input (nothing written), 1 any other failure. Errors are
+ * one redacted line on stderr; the stack only with LOG_LEVEL=debug.
+ */
+export async function runCli(argv: string[], env: Record<string, string | undefined> = process.env): Promise<number> {
+  let ctx: Context | undefined;
+  const context = (): Context => (ctx ??= new Context(env));
+  const program = new Command('storycheck')
+    .description('Checks at scale whether Instagram accounts have an active story.')
+    .exitOverride()
+    .showHelpAfterError(false)
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.split('\n').filter(Boolean)[0] + '\n') });
+
+  program
+    .command('db')
+    .description('database administration')
+    .command('migrate')
+    .description('create the database if missing and apply migrations (safe to run twice)')
+    .action(async () => dbMigrate(context()));
+
+  program
+    .command('secret-key')
+    .description('print a fresh STORYCHECK_SECRET_KEY (32 random bytes, base64)')
+    .action(() => {
+      process.stdout.write(`${randomBytes(32).toString('base64')}\n`);
+    });
+
+  program
+    .command('enqueue')
+    .description('add a batch of usernames (txt, CSV, JSON array; - reads stdin)')
+    .argument('<file>', 'input file, or - for stdin')
+    .option('--name <name>', 'a name for the batch')
+    .option('--strict', 'reject the whole input if any line is invalid')
+    .option('--wait', 'follow the batch until it completes, then print the counts')
+    .option('--json', 'print one JSON object')
+    .option('--batch-id <uuid>', 'enqueue into this batch (re-running adds only what it lacks)')
+    .addOption(new Option('--format <format>', 'input format').choices(['auto', 'txt', 'csv', 'json']).default('auto'))
+    .option('--max-lines <n>', 'largest number of input lines accepted', positiveInt, 5_000_000)
+    .action(async (file: string, o: Record<string, unknown>) =>
+      enqueue(context(), file, {
+        name: o.name as string | undefined,
+        strict: o.strict === true,
+        wait: o.wait === true,
+        json: o.json === true,
+        batchId: o.batchId as string | undefined,
+        format: o.format as 'auto',
+        maxLines: o.maxLines as number,
+      }),
+    );
+
+  program
+    .command('status')
+    .description('show a batch: state, progress and counts')
+    .argument('<batchId>')
+    .option('--json', 'print one JSON object')
+    .option('--watch', 'follow until the batch completes')
+    .action(async (batchId: string, o: { json?: boolean; watch?: boolean }) => status(context(), batchId, o));
+
+  program
+    .command('results')
+    .description('export one record per username, in input order')
+    .argument('<batchId>')
+    .addOption(new Option('--format <format>', 'output format').choices([...RESULT_FORMATS]).default('csv'))
+    .option('--output <file>', 'write to FILE (appears only when complete)')
+    .action(async (batchId: string, o: { format?: string; output?: string }) => results(context(), batchId, o));
+
+  const batches = program.command('batches').description('batches');
+  batches
+    .command('list')
+    .description('recent batches with their progress')
+    .option('--json', 'print JSON')
+    .option('--limit <n>', 'how many', positiveInt, 20)
+    .action(async (o: { json?: boolean; limit?: number }) => batchesList(context(), o));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return 0;
+      return 2; // commander already printed its one line
+    }
+    const debug = env.LOG_LEVEL === 'debug';
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof InputError) {
+      process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
+      return 2;
+    }
+    const err = e as Error;
+    process.stderr.write(`storycheck: ${redactString(describe(err))}\n`);
+    if (debug && err.stack) process.stderr.write(`${redactString(err.stack)}\n`);
+    return 1;
+  } finally {
+    await ctx?.close();
+  }
+}
+
+/** One line for an unexpected error, naming the service when it is a connection failure. */
+function describe(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const msg = err.message || String(err);
+  if (code === 'ECONNREFUSED' || /ECONNREFUSED/.test(msg)) {
+    const port = /:(\d+)/.exec(msg)?.[1];
+    const what = port === '6379' ? 'Redis' : port === '5432' ? 'Postgres' : 'a service';
+    return `cannot connect to ${what} (${msg.split('\n')[0]})`;
+  }
+  if (code === '3D000') return `${msg} — run "storycheck db migrate" first`;
+  if (code === '42P01') return `${msg} — the database is not migrated; run "storycheck db migrate"`;
+  return msg.split('\n')[0]!;
+}

@@ -1,0 +1,198 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { addItems, batchExists, createBatch, pendingAmong, sealBatch } from '@storycheck/db';
+import { CHECK_JOB, batchIdSchema, checkJobId } from '@storycheck/queue';
+import { UsageError, type Context } from '../context.js';
+import { InputError, formatFromName, normaliseUsername, readEntries, type InputFormat } from '../input.js';
+import { waitForBatch } from './status.js';
+
+/** Options of `storycheck enqueue`. */
+export interface EnqueueOptions {
+  name?: string;
+  strict?: boolean;
+  wait?: boolean;
+  json?: boolean;
+  /** Enqueue into this batch id (a UUID); an existing batch gains only names it lacks. */
+  batchId?: string;
+  format?: InputFormat;
+  /** Largest number of input lines accepted. Default 5,000,000. */
+  maxLines?: number;
+}
+
+/** A rejected input line. */
+export interface Rejected {
+  line: number;
+  input: string;
+  reason: string;
+}
+
+/** Items per Postgres insert and per addBulk call. */
+export const ENQUEUE_CHUNK = 1_000;
+/** Rejected lines listed in full; past this only the count grows (the JSON says so). */
+const MAX_REJECTED_LISTED = 10_000;
+
+/**
+ * `storycheck enqueue <file|->`: streams the input, normalises and validates each line,
+ * writes items to Postgres in multi-row inserts and then adds their jobs with addBulk, chunk
+ * by chunk (each item row exists before its job). With `--strict` the whole input is
+ * validated first and any invalid line rejects it (exit 2, nothing written). An input without
+ * a single valid name is rejected the same way.
+ */
+export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions): Promise<void> {
+  const format = opts.format ?? formatFromName(source === '-' ? undefined : source);
+  const maxLines = opts.maxLines ?? 5_000_000;
+  if (opts.batchId !== undefined && !batchIdSchema.safeParse(opts.batchId).success) {
+    throw new UsageError(`--batch-id must be a UUID, got "${opts.batchId}"`);
+  }
+  let spooled: { path: string; dir: string } | undefined;
+  let path = source;
+  try {
+    if (source === '-' && opts.strict) {
+      // --strict needs two passes; stdin can be read once, so it is spooled to a temp file.
+      const dir = await mkdtemp(join(tmpdir(), 'storycheck-'));
+      spooled = { dir, path: join(dir, 'stdin') };
+      await pipeline(process.stdin, createWriteStream(spooled.path));
+      path = spooled.path;
+    } else if (source !== '-') {
+      const st = await stat(source).catch((e: NodeJS.ErrnoException) => {
+        throw new UsageError(`cannot read ${source}: ${e.code === 'ENOENT' ? 'no such file' : e.code ?? e.message}`);
+      });
+      if (!st.isFile()) throw new UsageError(`cannot read ${source}: not a file`);
+    }
+    const open = (): Readable => (path === '-' ? process.stdin : createReadStream(path));
+
+    if (opts.strict) {
+      const rejected: Rejected[] = [];
+      let valid = 0;
+      for await (const r of validated(open(), format, maxLines)) {
+        if ('reason' in r) {
+          if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
+        } else valid++;
+      }
+      if (rejected.length) {
+        report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
+        throw new UsageError(
+          `--strict: ${rejected.length} invalid line${rejected.length === 1 ? '' : 's'} (first: line ${rejected[0]!.line}: ${rejected[0]!.reason}); nothing enqueued`,
+        );
+      }
+      if (valid === 0) throw new UsageError('no usernames in input; nothing enqueued');
+    }
+
+    const batchId = opts.batchId ?? randomUUID();
+    // Appending to an existing batch (a re-run, or finishing an interrupted enqueue): names
+    // already there but still pending get their jobs again; BullMQ drops ids it still has.
+    const appending = opts.batchId !== undefined && (await batchExists(ctx.db.db, batchId));
+    let batchReady = appending;
+    let accepted = 0;
+    let duplicates = 0;
+    let rejectedCount = 0;
+    const rejected: Rejected[] = [];
+    let chunk: Array<{ seq: number; username: string }> = [];
+
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      if (!batchReady) {
+        await createBatch(ctx.db.db, { id: batchId, name: opts.name ?? null });
+        batchReady = true;
+      }
+      const inserted = await addItems(ctx.db.db, batchId, chunk);
+      duplicates += chunk.length - inserted.length;
+      accepted += inserted.length;
+      const toQueue = appending
+        ? await pendingAmong(ctx.db.db, batchId, chunk.map((r) => r.username))
+        : inserted.map((r) => r.username);
+      if (toQueue.length) {
+        await ctx.queue.addBulk(
+          toQueue.map((username) => ({
+            name: CHECK_JOB,
+            data: { batchId, username },
+            opts: { jobId: checkJobId(batchId, username) },
+          })),
+        );
+      }
+      chunk = [];
+    };
+
+    try {
+      for await (const r of validated(open(), format, maxLines)) {
+        if ('reason' in r) {
+          rejectedCount++;
+          if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
+          continue;
+        }
+        chunk.push({ seq: r.line, username: r.username });
+        if (chunk.length >= ENQUEUE_CHUNK) await flush();
+      }
+      await flush();
+    } catch (e) {
+      if (batchReady && !(e instanceof UsageError) && !(e instanceof InputError)) {
+        throw new Error(
+          `enqueue stopped after ${accepted} names of batch ${batchId} (${(e as Error).message}); ` +
+            `run the same command with --batch-id ${batchId} to finish it`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+    if (!batchReady) {
+      report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
+      throw new UsageError('no usernames in input; nothing enqueued');
+    }
+    await sealBatch(ctx.db.db, batchId, { duplicates, rejected: rejectedCount });
+    report(opts, { batchId, accepted, duplicates, rejected, rejectedCount });
+    if (opts.wait) await waitForBatch(ctx, batchId, { json: opts.json ?? false });
+  } finally {
+    if (spooled) await rm(spooled.dir, { recursive: true, force: true });
+  }
+}
+
+/** Every entry of the input, normalised: an accepted name or a rejection with its reason. */
+async function* validated(
+  stream: Readable,
+  format: InputFormat,
+  maxLines: number,
+): AsyncGenerator<{ line: number; username: string } | Rejected> {
+  for await (const e of readEntries(stream, format)) {
+    if (e.line > maxLines) {
+      stream.destroy();
+      throw new UsageError(`input has more than ${maxLines} lines (the limit); split it or raise --max-lines`);
+    }
+    if (e.problem) {
+      yield { line: e.line, input: e.input, reason: e.problem };
+      continue;
+    }
+    const n = normaliseUsername(e.input);
+    yield n.ok ? { line: e.line, username: n.username } : { line: e.line, input: e.input, reason: n.reason };
+  }
+}
+
+function report(
+  opts: EnqueueOptions,
+  r: { batchId: string | null; accepted: number; duplicates: number; rejected: Rejected[]; rejectedCount?: number },
+): void {
+  const rejectedCount = r.rejectedCount ?? r.rejected.length;
+  if (opts.json) {
+    const out: Record<string, unknown> = {
+      batchId: r.batchId,
+      accepted: r.accepted,
+      duplicates: r.duplicates,
+      rejected: r.rejected,
+    };
+    if (rejectedCount > r.rejected.length) out.rejectedTotal = rejectedCount;
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return;
+  }
+  const lines = r.rejected.slice(0, 50).map((x) => `  line ${x.line}: ${JSON.stringify(x.input)} — ${x.reason}`);
+  if (rejectedCount > lines.length) lines.push(`  … and ${rejectedCount - lines.length} more (use --json for all)`);
+  if (lines.length) process.stderr.write(`rejected ${rejectedCount} line${rejectedCount === 1 ? '' : 's'}:\n${lines.join('\n')}\n`);
+  if (r.batchId) {
+    process.stdout.write(
+      `batch ${r.batchId}: ${r.accepted} accepted, ${r.duplicates} duplicate${r.duplicates === 1 ? '' : 's'}, ${rejectedCount} rejected\n`,
+    );
+  }
+}

@@ -1,0 +1,205 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Config } from '@storycheck/config';
+import type { Logger } from '@storycheck/logger';
+import { appendBatchLog, markBatchStarted, openDb, recordResult, type DbHandle } from '@storycheck/db';
+import { STORY_CHECK_QUEUE, createRedis, parseCheckPayload, type CheckPayload } from '@storycheck/queue';
+import { StoryChecker, ThrottledError, type CheckResult } from '@storycheck/story-checker';
+import { actionFor, causeChain, errorCode, throttleDelayMs } from './outcomes.js';
+
+/** A running worker process's moving parts, and how to stop them. */
+export interface RunningWorker {
+  worker: Worker<CheckPayload>;
+  /**
+   * Stops fetching jobs, waits up to `timeoutMs` (default WORKER_SHUTDOWN_TIMEOUT) for in-flight
+   * jobs, then aborts their requests and puts them back (no attempt spent), and closes every
+   * connection. Safe to call twice; the second call forces.
+   */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/** Options of {@link startWorker}. */
+export interface StartWorkerOptions {
+  config: Config;
+  logger: Logger;
+  /** Worker name shown in bull-board and logs. Default `worker-<pid>`. */
+  name?: string;
+}
+
+/**
+ * Starts a BullMQ worker on the story-check queue. For each job: parse the payload (jobs outlive
+ * the code that wrote them), mark the batch started, check the username upstream, then record
+ * the result exactly once (the item row and the batch counters in one transaction) and append
+ * a batch-log row with timings. Failures follow the table in outcomes.ts.
+ */
+export async function startWorker(opts: StartWorkerOptions): Promise<RunningWorker> {
+  const { config, logger } = opts;
+  const name = opts.name ?? `worker-${process.pid}`;
+  const db: DbHandle = openDb(config.databaseUrl, {
+    max: Math.min(20, config.workerConcurrency + 2),
+    onError: (e) => logger.warn('postgres connection error', { error: e.message }),
+  });
+  const connection = createRedis(config.redisUrl, {
+    role: 'worker',
+    name,
+    onError: (e) => logger.warn('redis connection error', { error: e.message }),
+  });
+  const checker = new StoryChecker({ baseUrl: config.igBaseUrl, requestTimeoutMs: config.requestTimeoutMs, logger });
+  const abort = new AbortController();
+  const startedBatches = new Set<string>();
+  let throttleStreak = 0;
+
+  const processJob = async (job: Job<unknown>, token?: string): Promise<{ status: string }> => {
+    let payload: CheckPayload;
+    try {
+      payload = parseCheckPayload(job.data);
+    } catch (e) {
+      logger.error('job payload rejected', { jobId: job.id, error: (e as Error).message });
+      throw new UnrecoverableError(`invalid payload: ${(e as Error).message}`);
+    }
+    const { batchId, username } = payload;
+    const log = logger.child({ batchId, jobId: job.id });
+    if (!startedBatches.has(batchId)) {
+      if (await markBatchStarted(db.db, batchId)) log.info('batch started');
+      startedBatches.add(batchId);
+    }
+    const attempt = job.attemptsMade + 1;
+    const maxAttempts = job.opts.attempts ?? 1;
+    const t0 = new Date();
+    let result: CheckResult;
+    try {
+      result = await checker.check(username, { signal: abort.signal });
+    } catch (err) {
+      const action = actionFor(err);
+      const finishedAt = new Date();
+      const base = {
+        batchId,
+        event: 'check',
+        username,
+        startedAt: t0,
+        finishedAt,
+        totalMs: finishedAt.getTime() - t0.getTime(),
+        attempt,
+        errorClass: (err as Error).name,
+        errorCode: errorCode(err),
+        errorMessage: (err as Error).message,
+        cause: causeChain(err),
+      };
+      if (action === 'delay') {
+        throttleStreak += 1;
+        const delayMs = abort.signal.aborted
+          ? 0
+          : throttleDelayMs(throttleStreak, err instanceof ThrottledError ? err.retryAfterMs : undefined);
+        log.warn('check delayed', { username, errorCode: errorCode(err), delayMs });
+        await appendBatchLog(db.db, [{ ...base, outcome: 'delayed', data: { delayMs } }]).catch(() => undefined);
+        await job.moveToDelayed(Date.now() + delayMs, token);
+        throw new DelayedError();
+      }
+      const last = action === 'fail' || attempt >= maxAttempts;
+      if (!last) {
+        log.warn('check failed, will retry', { username, attempt, errorClass: base.errorClass, errorCode: base.errorCode, error: base.errorMessage });
+        await appendBatchLog(db.db, [{ ...base, outcome: 'retry' }]).catch(() => undefined);
+        throw err;
+      }
+      const outcome = await recordResult(db.db, batchId, username, {
+        status: 'failed',
+        attempts: attempt,
+        error: errorCode(err),
+      });
+      await appendBatchLog(db.db, [{ ...base, outcome: 'failed' }]);
+      log.log(action === 'fail' ? 'error' : 'warn', 'check failed', {
+        username,
+        attempt,
+        errorClass: base.errorClass,
+        errorCode: base.errorCode,
+        error: base.errorMessage,
+        cause: base.cause,
+      });
+      if (outcome.completedBatch) log.info('batch completed');
+      if (action === 'fail') throw new UnrecoverableError(`${base.errorCode}: ${base.errorMessage}`);
+      return { status: 'failed' };
+    }
+    throttleStreak = 0;
+    const outcome = await recordResult(db.db, batchId, username, {
+      status: result.status,
+      storyCount: result.status === 'active' ? result.storyCount : result.status === 'none' ? 0 : null,
+      latestStoryAt: result.latestStoryAt,
+      expiresAt: result.expiresAt,
+      userId: result.userId,
+      attempts: attempt,
+    });
+    const finishedAt = new Date();
+    await appendBatchLog(db.db, [
+      {
+        batchId,
+        event: 'check',
+        username,
+        startedAt: t0,
+        finishedAt,
+        totalMs: result.timings.total.durationMs,
+        profileMs: result.timings.profile?.durationMs ?? null,
+        storiesMs: result.timings.stories?.durationMs ?? null,
+        requests: result.requests,
+        attempt,
+        outcome: result.status,
+        data: outcome.applied ? null : { duplicateDelivery: true },
+      },
+    ]);
+    log.info('checked', {
+      username,
+      status: result.status,
+      durationMs: result.timings.total.durationMs,
+      requests: result.requests,
+      ...(outcome.applied ? {} : { duplicate: true }),
+    });
+    if (outcome.completedBatch) log.info('batch completed');
+    return { status: result.status };
+  };
+
+  const worker = new Worker<CheckPayload>(STORY_CHECK_QUEUE, processJob as (job: Job<CheckPayload>, token?: string) => Promise<{ status: string }>, {
+    connection,
+    prefix: config.prefix,
+    name,
+    concurrency: config.workerConcurrency,
+    // A killed worker's jobs come back after the lock expires; counting such stalls would turn
+    // a crash into a lost item, so stalls are tolerated many times (each is a redelivery only).
+    lockDuration: config.workerLockDurationMs,
+    stalledInterval: config.workerLockDurationMs,
+    maxStalledCount: 10,
+    autorun: true,
+  });
+  worker.on('error', (e) => logger.error('worker error', { error: e.message }));
+  worker.on('failed', (job, e) => {
+    if (job && !(e instanceof DelayedError)) logger.debug('job failed', { jobId: job.id, error: e.message });
+  });
+  await worker.waitUntilReady();
+
+  let closing: Promise<void> | undefined;
+  const close = async (timeoutMs = config.workerShutdownTimeoutMs): Promise<void> => {
+    if (closing) {
+      // Second call: force now.
+      abort.abort();
+      await worker.close(true);
+      return closing;
+    }
+    closing = (async () => {
+      const graceful = worker.close();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        graceful.then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        logger.warn('shutdown deadline passed; aborting in-flight checks', { timeoutMs });
+        abort.abort(); // in-flight checks put their jobs back (delay 0, no attempt spent)
+        const settled = await Promise.race([graceful.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3_000).unref())]);
+        if (!settled) await worker.close(true);
+      }
+      checker.close();
+      connection.disconnect();
+      await db.close();
+    })();
+    return closing;
+  };
+  return { worker, close };
+}

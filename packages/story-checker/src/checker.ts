@@ -1,0 +1,221 @@
+import http from 'node:http';
+import https from 'node:https';
+import got, { RequestError, type Got } from 'got';
+import type { Logger } from '@storycheck/logger';
+import { classifyAnswer, type AnswerFacts } from './classify.js';
+import { MalformedResponseError, StoryCheckError, UpstreamError } from './errors.js';
+import { parseProfile, parseReelsMedia, type StoryState } from './parse.js';
+
+/** Instagram's web app id; without it the upstream answers "useragent mismatch". */
+export const IG_APP_ID = '936619743392459';
+
+/** A desktop browser User-Agent, as the web client sends. */
+export const DEFAULT_USER_AGENT =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+
+/** Cookies of a logged-in session (decrypted only in memory, never logged). */
+export interface SessionCookies {
+  sessionid: string;
+  csrftoken?: string;
+  dsUserId?: string;
+}
+
+/** Options of a {@link StoryChecker}. */
+export interface StoryCheckerOptions {
+  /** Origin of every request, e.g. https://www.instagram.com (IG_BASE_URL). */
+  baseUrl: string;
+  /** Timeout of one request in ms. Default 15 000. */
+  requestTimeoutMs?: number;
+  /** Logger; requests are logged at debug with secrets redacted. */
+  logger?: Logger;
+  /** User-Agent header. Default {@link DEFAULT_USER_AGENT}. */
+  userAgent?: string;
+}
+
+/** Start, end and duration of one phase, in ms since epoch and ms. */
+export interface PhaseTiming {
+  startedAtMs: number;
+  durationMs: number;
+}
+
+/** The answer for one username. */
+export interface CheckResult {
+  status: 'active' | 'none' | 'private' | 'not_found';
+  userId: string | null;
+  storyCount: number;
+  latestStoryAt: Date | null;
+  expiresAt: Date | null;
+  /** Upstream requests this check made. */
+  requests: number;
+  timings: { total: PhaseTiming; profile: PhaseTiming | null; stories: PhaseTiming | null };
+}
+
+/** Per-check options. */
+export interface CheckOptions {
+  /** Aborts in-flight requests (worker shutdown). */
+  signal?: AbortSignal;
+  /** Session to send the requests as; none = logged out. */
+  session?: SessionCookies;
+}
+
+/**
+ * The StoryChecker: profile lookup (username → id, private flag) then the stories request, over
+ * got with keep-alive, no automatic redirects (a redirect is an answer to classify) and no
+ * retries of its own (the queue retries, with budgets in mind). Every answer goes through
+ * {@link classifyAnswer}; success bodies through the strict parsers.
+ */
+export class StoryChecker {
+  private readonly http: Got;
+  private readonly baseUrl: string;
+  private readonly logger: Logger | undefined;
+  private readonly userAgent: string;
+  private readonly agents = {
+    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+  };
+
+  constructor(opts: StoryCheckerOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.logger = opts.logger;
+    this.userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
+    this.http = got.extend({
+      followRedirect: false,
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+      timeout: { request: opts.requestTimeoutMs ?? 15_000 },
+      responseType: 'text',
+      agent: this.agents,
+      decompress: true,
+    });
+  }
+
+  /** Checks one username: does it have an active story right now? */
+  async check(username: string, opts: CheckOptions = {}): Promise<CheckResult> {
+    const t0 = Date.now();
+    const p0 = performance.now();
+    let requests = 0;
+
+    const profileStart = Date.now();
+    const pp = performance.now();
+    requests += 1;
+    const profileAnswer = await this.get(
+      `/api/v1/users/web_profile_info/?username=${encodeURIComponent(username)}`,
+      'profile',
+      opts,
+    );
+    const profileTiming = { startedAtMs: profileStart, durationMs: Math.round(performance.now() - pp) };
+    const timings = () => ({
+      total: { startedAtMs: t0, durationMs: Math.round(performance.now() - p0) },
+      profile: profileTiming,
+      stories: storiesTiming,
+    });
+    let storiesTiming: PhaseTiming | null = null;
+    const empty = { userId: null, storyCount: 0, latestStoryAt: null, expiresAt: null };
+
+    if (profileAnswer.kind === 'not_found') return { status: 'not_found', ...empty, requests, timings: timings() };
+    if (profileAnswer.kind === 'private') return { status: 'private', ...empty, requests, timings: timings() };
+    const profile = parseProfile(profileAnswer.body);
+    if (!profile.found) return { status: 'not_found', ...empty, requests, timings: timings() };
+
+    const storiesStart = Date.now();
+    const sp = performance.now();
+    requests += 1;
+    const states = await this.fetchStories([profile.userId], opts);
+    storiesTiming = { startedAtMs: storiesStart, durationMs: Math.round(performance.now() - sp) };
+    const state = states.get(profile.userId);
+    if (!state || state.storyCount === 0) {
+      return {
+        status: profile.isPrivate && !state ? 'private' : 'none',
+        ...empty,
+        userId: profile.userId,
+        requests,
+        timings: timings(),
+      };
+    }
+    return {
+      status: 'active',
+      userId: profile.userId,
+      storyCount: state.storyCount,
+      latestStoryAt: state.latestTakenAtSecs === null ? null : new Date(state.latestTakenAtSecs * 1000),
+      expiresAt: state.expiresAtSecs === null ? null : new Date(state.expiresAtSecs * 1000),
+      requests,
+      timings: timings(),
+    };
+  }
+
+  /** One reels_media request for many user ids; returns the story state of those with a reel. */
+  async fetchStories(userIds: string[], opts: CheckOptions = {}): Promise<Map<string, StoryState>> {
+    const query = userIds.map((id) => `reel_ids=${encodeURIComponent(id)}`).join('&');
+    const answer = await this.get(`/api/v1/feed/reels_media/?${query}`, 'stories', opts);
+    if (answer.kind !== 'ok') {
+      throw new MalformedResponseError(`reels_media answered ${answer.kind}`, { status: answer.status, body: answer.body });
+    }
+    return parseReelsMedia(answer.body, Math.floor(Date.now() / 1000));
+  }
+
+  /** Closes keep-alive sockets. */
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+
+  private async get(
+    path: string,
+    endpoint: AnswerFacts['endpoint'],
+    opts: CheckOptions,
+  ): Promise<{ kind: 'ok' | 'not_found' | 'private'; status: number; body: string }> {
+    const headers: Record<string, string> = {
+      'user-agent': this.userAgent,
+      'x-ig-app-id': IG_APP_ID,
+      'x-requested-with': 'XMLHttpRequest',
+      referer: 'https://www.instagram.com/',
+      accept: '*/*',
+    };
+    const s = opts.session;
+    if (s) {
+      const cookies = [`sessionid=${s.sessionid}`];
+      if (s.csrftoken) {
+        cookies.push(`csrftoken=${s.csrftoken}`);
+        headers['x-csrftoken'] = s.csrftoken;
+      }
+      if (s.dsUserId) cookies.push(`ds_user_id=${s.dsUserId}`);
+      headers.cookie = cookies.join('; ');
+    }
+    const started = performance.now();
+    let res;
+    try {
+      res = await this.http.get(`${this.baseUrl}${path}`, { headers, signal: opts.signal });
+    } catch (e) {
+      throw networkError(e, endpoint);
+    }
+    const durationMs = Math.round(performance.now() - started);
+    this.logger?.debug('upstream request', {
+      endpoint,
+      path: path.split('?')[0],
+      status: res.statusCode,
+      durationMs,
+      bytes: res.body.length,
+    });
+    const c = classifyAnswer({
+      status: res.statusCode,
+      body: res.body,
+      location: res.headers.location,
+      retryAfter: res.headers['retry-after'],
+      endpoint,
+    });
+    if (c.kind === 'error') throw c.error;
+    return { kind: c.kind, status: res.statusCode, body: res.body };
+  }
+}
+
+function networkError(e: unknown, endpoint: string): StoryCheckError {
+  if (e instanceof StoryCheckError) return e;
+  if (e instanceof RequestError) {
+    const code = e.code === 'ETIMEDOUT' ? 'timeout' : 'network_error';
+    return new UpstreamError(`${endpoint} request failed: ${e.code}`, { code, cause: e });
+  }
+  if (e instanceof Error && e.name === 'AbortError') {
+    return new UpstreamError(`${endpoint} request aborted`, { code: 'aborted', cause: e });
+  }
+  return new UpstreamError(`${endpoint} request failed`, { cause: e });
+}

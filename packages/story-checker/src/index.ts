@@ -1,0 +1,13 @@
+export * from './errors.js';
+export { classifyAnswer, retryAfterMs, type AnswerFacts, type Classified } from './classify.js';
+export { parseJsonKeepingIds, parseProfile, parseReelsMedia, type Profile, type StoryState } from './parse.js';
+export {
+  StoryChecker,
+  IG_APP_ID,
+  DEFAULT_USER_AGENT,
+  type CheckOptions,
+  type CheckResult,
+  type PhaseTiming,
+  type SessionCookies,
+  type StoryCheckerOptions,
+} from './checker.js';
