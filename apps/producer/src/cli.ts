@@ -10,7 +10,8 @@ import { batchesList, status } from './commands/status.js';
 import { InputError } from './input.js';
 
 function positiveInt(v: string): number {
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a positive integer');
+  if (!/^\d+$/.test(v) || Number(v) < 1)
+    throw new InvalidArgumentError('must be a positive integer');
   return Number(v);
 }
 
@@ -19,14 +20,19 @@ function positiveInt(v: string): number {
  * 0 success, 2 bad usage or invalid input (nothing written), 1 any other failure. Errors are
  * one redacted line on stderr; the stack only with LOG_LEVEL=debug.
  */
-export async function runCli(argv: string[], env: Record<string, string | undefined> = process.env): Promise<number> {
+export async function runCli(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): Promise<number> {
   let ctx: Context | undefined;
   const context = (): Context => (ctx ??= new Context(env));
   const program = new Command('storycheck')
     .description('Checks at scale whether Instagram accounts have an active story.')
     .exitOverride()
     .showHelpAfterError(false)
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.split('\n').filter(Boolean)[0] + '\n') });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.split('\n').filter(Boolean)[0] + '\n'),
+    });
 
   program
     .command('db')
@@ -51,7 +57,11 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
     .option('--wait', 'follow the batch until it completes, then print the counts')
     .option('--json', 'print one JSON object')
     .option('--batch-id <uuid>', 'enqueue into this batch (re-running adds only what it lacks)')
-    .addOption(new Option('--format <format>', 'input format').choices(['auto', 'txt', 'csv', 'json']).default('auto'))
+    .addOption(
+      new Option('--format <format>', 'input format')
+        .choices(['auto', 'txt', 'csv', 'json'])
+        .default('auto'),
+    )
     .option('--max-lines <n>', 'largest number of input lines accepted', positiveInt, 5_000_000)
     .action(async (file: string, o: Record<string, unknown>) =>
       enqueue(context(), file, {
@@ -71,15 +81,21 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
     .argument('<batchId>')
     .option('--json', 'print one JSON object')
     .option('--watch', 'follow until the batch completes')
-    .action(async (batchId: string, o: { json?: boolean; watch?: boolean }) => status(context(), batchId, o));
+    .action(async (batchId: string, o: { json?: boolean; watch?: boolean }) =>
+      status(context(), batchId, o),
+    );
 
   program
     .command('results')
     .description('export one record per username, in input order')
     .argument('<batchId>')
-    .addOption(new Option('--format <format>', 'output format').choices([...RESULT_FORMATS]).default('csv'))
+    .addOption(
+      new Option('--format <format>', 'output format').choices([...RESULT_FORMATS]).default('csv'),
+    )
     .option('--output <file>', 'write to FILE (appears only when complete)')
-    .action(async (batchId: string, o: { format?: string; output?: string }) => results(context(), batchId, o));
+    .action(async (batchId: string, o: { format?: string; output?: string }) =>
+      results(context(), batchId, o),
+    );
 
   const batches = program.command('batches').description('batches');
   batches
@@ -94,7 +110,12 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return 0;
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.exitCode === 0
+      )
+        return 0;
       return 2; // commander already printed its one line
     }
     const debug = env.LOG_LEVEL === 'debug';
@@ -112,7 +133,11 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
 }
 
 /** One line for an unexpected error, naming the service when it is a connection failure. */
-function describe(err: Error): string {
+function describe(outer: Error): string {
+  // drizzle wraps driver errors ("Failed query: …"); the root cause says what went wrong.
+  let err = outer;
+  while (err.cause instanceof Error && /^Failed query/.test(err.message)) err = err.cause;
+  if (err instanceof AggregateError && err.errors[0] instanceof Error) err = err.errors[0] as Error;
   const code = (err as NodeJS.ErrnoException).code;
   const msg = err.message || String(err);
   if (code === 'ECONNREFUSED' || /ECONNREFUSED/.test(msg)) {

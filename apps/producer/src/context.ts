@@ -22,7 +22,11 @@ export class Context {
 
   constructor(env: Record<string, string | undefined> = process.env) {
     this.config = loadConfig(env);
-    this.logger = createLogger({ level: this.config.log.level, format: this.config.log.format, scope: 'cli' });
+    this.logger = createLogger({
+      level: this.config.log.level,
+      format: this.config.log.format,
+      scope: 'cli',
+    });
   }
 
   /** The Postgres handle. */

@@ -33,10 +33,14 @@ const PROFILE_URL = /^(?:https?:\/\/)?(?:www\.|m\.)?instagram\.com\/([^/?#\s]+)\
  */
 export function normaliseUsername(raw: string): Normalised {
   let s = raw.replace(/^\uFEFF/, '').trim();
-  if (s.length >= 2 && ((s.startsWith('"') && s.endsWith('"')) || (s.startsWith("'") && s.endsWith("'")))) {
+  if (
+    s.length >= 2 &&
+    ((s.startsWith('"') && s.endsWith('"')) || (s.startsWith("'") && s.endsWith("'")))
+  ) {
     s = s.slice(1, -1).trim();
   }
-  if (s.includes('\u0000') || s.includes('\uFFFD')) return { ok: false, reason: 'not text (binary data)' };
+  if (s.includes('\u0000') || s.includes('\uFFFD'))
+    return { ok: false, reason: 'not text (binary data)' };
   if (/^(https?:\/\/|www\.|instagram\.com)/i.test(s)) {
     const m = PROFILE_URL.exec(s);
     if (!m) return { ok: false, reason: 'not an instagram.com profile URL' };
@@ -53,7 +57,8 @@ export function normaliseUsername(raw: string): Normalised {
   if (bad) {
     const ch = bad[0];
     const code = ch.codePointAt(0)!;
-    const shown = code < 32 || code > 126 ? `U+${code.toString(16).toUpperCase().padStart(4, '0')}` : `'${ch}'`;
+    const shown =
+      code < 32 || code > 126 ? `U+${code.toString(16).toUpperCase().padStart(4, '0')}` : `'${ch}'`;
     return { ok: false, reason: `invalid character ${shown} (allowed: a-z 0-9 . _)` };
   }
   if (s.startsWith('.')) return { ok: false, reason: "starts with '.'" };
@@ -77,7 +82,10 @@ export function formatFromName(name: string | undefined): InputFormat {
  * character: `[` is JSON, otherwise a first line with a comma or a `username` header is CSV,
  * otherwise plain text. Blank lines are skipped (they are no one's username).
  */
-export async function* readEntries(stream: Readable, format: InputFormat): AsyncGenerator<RawEntry> {
+export async function* readEntries(
+  stream: Readable,
+  format: InputFormat,
+): AsyncGenerator<RawEntry> {
   const decoder = new StringDecoder('utf8');
   const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
   // Sniff: read chunks until something non-blank is seen.
@@ -117,7 +125,9 @@ export async function* readEntries(stream: Readable, format: InputFormat): Async
   else yield* readTxt(text());
 }
 
-async function* lines(chunks: AsyncIterable<string>): AsyncGenerator<{ line: number; text: string }> {
+async function* lines(
+  chunks: AsyncIterable<string>,
+): AsyncGenerator<{ line: number; text: string }> {
   const rl = createInterface({ input: toReadable(chunks), crlfDelay: Infinity });
   let n = 0;
   for await (const l of rl) {
@@ -144,7 +154,13 @@ async function* readCsv(chunks: AsyncIterable<string>): AsyncGenerator<RawEntry>
     }
     const cells = splitCsvLine(text);
     if (column === -1) {
-      const idx = cells.findIndex((c) => c.trim().replace(/^\uFEFF/, '').toLowerCase() === 'username');
+      const idx = cells.findIndex(
+        (c) =>
+          c
+            .trim()
+            .replace(/^\uFEFF/, '')
+            .toLowerCase() === 'username',
+      );
       column = idx >= 0 ? idx : 0;
       if (idx >= 0) continue; // header row
     }
@@ -235,13 +251,26 @@ async function* readJsonArray(chunks: AsyncIterable<string>): AsyncGenerator<Raw
           } else if (ch === '\\') state = 'escape';
           else if (ch === '"') {
             yield buf.length > MAX_LINE_LENGTH
-              ? { line: index, input: `${buf.slice(0, 40)}…`, problem: `entry too long (${buf.length} characters)` }
+              ? {
+                  line: index,
+                  input: `${buf.slice(0, 40)}…`,
+                  problem: `entry too long (${buf.length} characters)`,
+                }
               : { line: index, input: buf };
             state = 'after';
           } else buf += ch;
           break;
         case 'escape': {
-          const map: Record<string, string> = { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', '"': '"', '\\': '\\', '/': '/' };
+          const map: Record<string, string> = {
+            n: '\n',
+            t: '\t',
+            r: '\r',
+            b: '\b',
+            f: '\f',
+            '"': '"',
+            '\\': '\\',
+            '/': '/',
+          };
           if (ch === 'u') unicode = 'u';
           else buf += map[ch] ?? ch;
           state = 'string';

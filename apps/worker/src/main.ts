@@ -19,7 +19,11 @@ async function main(): Promise<number> {
     }
     throw e;
   }
-  const logger = createLogger({ level: config.log.level, format: config.log.format, scope: 'worker' });
+  const logger = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+    scope: 'worker',
+  });
   const running = await startWorker({ config, logger });
   logger.info('worker started', {
     pid: process.pid,
@@ -31,7 +35,9 @@ async function main(): Promise<number> {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       signals += 1;
-      logger.info(signals === 1 ? 'stopping: finishing in-flight jobs' : 'stopping now', { signal: sig });
+      logger.info(signals === 1 ? 'stopping: finishing in-flight jobs' : 'stopping now', {
+        signal: sig,
+      });
       running.close().then(
         () => {
           logger.info('worker stopped');

@@ -37,7 +37,8 @@ export function actionFor(err: unknown): Action {
 /** The stable error code stored with a `failed` result. */
 export function errorCode(err: unknown): string {
   const code = (err as { code?: unknown })?.code;
-  if (err instanceof Error && 'code' in err && typeof code === 'string' && /^[a-z_]+$/.test(code)) return code;
+  if (err instanceof Error && 'code' in err && typeof code === 'string' && /^[a-z_]+$/.test(code))
+    return code;
   return 'internal_error';
 }
 
@@ -47,7 +48,11 @@ export function causeChain(err: unknown): Array<{ name: string; message: string;
   let cur: unknown = err;
   while (cur instanceof Error && out.length < 5) {
     const code = (cur as { code?: unknown }).code;
-    out.push({ name: cur.name, message: cur.message, ...(typeof code === 'string' ? { code } : {}) });
+    out.push({
+      name: cur.name,
+      message: cur.message,
+      ...(typeof code === 'string' ? { code } : {}),
+    });
     cur = cur.cause;
   }
   return out;

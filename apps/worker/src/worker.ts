@@ -1,8 +1,19 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '@storycheck/config';
 import type { Logger } from '@storycheck/logger';
-import { appendBatchLog, markBatchStarted, openDb, recordResult, type DbHandle } from '@storycheck/db';
-import { STORY_CHECK_QUEUE, createRedis, parseCheckPayload, type CheckPayload } from '@storycheck/queue';
+import {
+  appendBatchLog,
+  markBatchStarted,
+  openDb,
+  recordResult,
+  type DbHandle,
+} from '@storycheck/db';
+import {
+  STORY_CHECK_QUEUE,
+  createRedis,
+  parseCheckPayload,
+  type CheckPayload,
+} from '@storycheck/queue';
 import { StoryChecker, ThrottledError, type CheckResult } from '@storycheck/story-checker';
 import { actionFor, causeChain, errorCode, throttleDelayMs } from './outcomes.js';
 
@@ -43,7 +54,11 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     name,
     onError: (e) => logger.warn('redis connection error', { error: e.message }),
   });
-  const checker = new StoryChecker({ baseUrl: config.igBaseUrl, requestTimeoutMs: config.requestTimeoutMs, logger });
+  const checker = new StoryChecker({
+    baseUrl: config.igBaseUrl,
+    requestTimeoutMs: config.requestTimeoutMs,
+    logger,
+  });
   const abort = new AbortController();
   const startedBatches = new Set<string>();
   let throttleStreak = 0;
@@ -88,15 +103,26 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         throttleStreak += 1;
         const delayMs = abort.signal.aborted
           ? 0
-          : throttleDelayMs(throttleStreak, err instanceof ThrottledError ? err.retryAfterMs : undefined);
+          : throttleDelayMs(
+              throttleStreak,
+              err instanceof ThrottledError ? err.retryAfterMs : undefined,
+            );
         log.warn('check delayed', { username, errorCode: errorCode(err), delayMs });
-        await appendBatchLog(db.db, [{ ...base, outcome: 'delayed', data: { delayMs } }]).catch(() => undefined);
+        await appendBatchLog(db.db, [{ ...base, outcome: 'delayed', data: { delayMs } }]).catch(
+          () => undefined,
+        );
         await job.moveToDelayed(Date.now() + delayMs, token);
         throw new DelayedError();
       }
       const last = action === 'fail' || attempt >= maxAttempts;
       if (!last) {
-        log.warn('check failed, will retry', { username, attempt, errorClass: base.errorClass, errorCode: base.errorCode, error: base.errorMessage });
+        log.warn('check failed, will retry', {
+          username,
+          attempt,
+          errorClass: base.errorClass,
+          errorCode: base.errorCode,
+          error: base.errorMessage,
+        });
         await appendBatchLog(db.db, [{ ...base, outcome: 'retry' }]).catch(() => undefined);
         throw err;
       }
@@ -115,13 +141,15 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         cause: base.cause,
       });
       if (outcome.completedBatch) log.info('batch completed');
-      if (action === 'fail') throw new UnrecoverableError(`${base.errorCode}: ${base.errorMessage}`);
+      if (action === 'fail')
+        throw new UnrecoverableError(`${base.errorCode}: ${base.errorMessage}`);
       return { status: 'failed' };
     }
     throttleStreak = 0;
     const outcome = await recordResult(db.db, batchId, username, {
       status: result.status,
-      storyCount: result.status === 'active' ? result.storyCount : result.status === 'none' ? 0 : null,
+      storyCount:
+        result.status === 'active' ? result.storyCount : result.status === 'none' ? 0 : null,
       latestStoryAt: result.latestStoryAt,
       expiresAt: result.expiresAt,
       userId: result.userId,
@@ -155,21 +183,26 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     return { status: result.status };
   };
 
-  const worker = new Worker<CheckPayload>(STORY_CHECK_QUEUE, processJob as (job: Job<CheckPayload>, token?: string) => Promise<{ status: string }>, {
-    connection,
-    prefix: config.prefix,
-    name,
-    concurrency: config.workerConcurrency,
-    // A killed worker's jobs come back after the lock expires; counting such stalls would turn
-    // a crash into a lost item, so stalls are tolerated many times (each is a redelivery only).
-    lockDuration: config.workerLockDurationMs,
-    stalledInterval: config.workerLockDurationMs,
-    maxStalledCount: 10,
-    autorun: true,
-  });
+  const worker = new Worker<CheckPayload>(
+    STORY_CHECK_QUEUE,
+    processJob as (job: Job<CheckPayload>, token?: string) => Promise<{ status: string }>,
+    {
+      connection,
+      prefix: config.prefix,
+      name,
+      concurrency: config.workerConcurrency,
+      // A killed worker's jobs come back after the lock expires; counting such stalls would turn
+      // a crash into a lost item, so stalls are tolerated many times (each is a redelivery only).
+      lockDuration: config.workerLockDurationMs,
+      stalledInterval: config.workerLockDurationMs,
+      maxStalledCount: 10,
+      autorun: true,
+    },
+  );
   worker.on('error', (e) => logger.error('worker error', { error: e.message }));
   worker.on('failed', (job, e) => {
-    if (job && !(e instanceof DelayedError)) logger.debug('job failed', { jobId: job.id, error: e.message });
+    if (job && !(e instanceof DelayedError))
+      logger.debug('job failed', { jobId: job.id, error: e.message });
   });
   await worker.waitUntilReady();
 
@@ -192,7 +225,10 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       if (timedOut) {
         logger.warn('shutdown deadline passed; aborting in-flight checks', { timeoutMs });
         abort.abort(); // in-flight checks put their jobs back (delay 0, no attempt spent)
-        const settled = await Promise.race([graceful.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3_000).unref())]);
+        const settled = await Promise.race([
+          graceful.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 3_000).unref()),
+        ]);
         if (!settled) await worker.close(true);
       }
       checker.close();

@@ -17,7 +17,9 @@ export class ConfigError extends Error {
   }
 }
 
-const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => ['true', '1', 'yes'].includes(v));
 const port = z.coerce.number().int().min(0).max(65535);
 const posInt = z.coerce.number().int().min(1);
 const url = (schemes: string[]) =>
@@ -56,7 +58,9 @@ const envSchema = z.object({
   /** Redis for queues, limiter and caches. */
   REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
   /** Postgres, the source of truth; `db migrate` creates the database if missing. */
-  DATABASE_URL: url(['postgres', 'postgresql']).default('postgres://postgres@127.0.0.1:5432/storycheck'),
+  DATABASE_URL: url(['postgres', 'postgresql']).default(
+    'postgres://postgres@127.0.0.1:5432/storycheck',
+  ),
   /** Prefix of every Redis key; two prefixes never see each other. */
   STORYCHECK_PREFIX: z
     .string()
@@ -134,7 +138,13 @@ export interface Config {
   userIdCacheTtlMs: number;
   storyCacheTtlMs: number;
   allowPrivateProxies: boolean;
-  board: { port: number; host: string; user: string; password: string | undefined; readonly: boolean };
+  board: {
+    port: number;
+    host: string;
+    user: string;
+    password: string | undefined;
+    readonly: boolean;
+  };
   log: { level: string; format: 'json' | 'pretty' | undefined };
 }
 

@@ -32,10 +32,15 @@ export interface BatchStatus {
 }
 
 /** Creates a batch row (state `queued`, unsealed) and its `created` log event. */
-export async function createBatch(db: Db, batch: { id: string; name?: string | null }): Promise<void> {
+export async function createBatch(
+  db: Db,
+  batch: { id: string; name?: string | null },
+): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.insert(batches).values({ id: batch.id, name: batch.name ?? null });
-    await tx.insert(batchLog).values({ batchId: batch.id, event: 'created', data: { name: batch.name ?? null } });
+    await tx
+      .insert(batchLog)
+      .values({ batchId: batch.id, event: 'created', data: { name: batch.name ?? null } });
   });
 }
 
@@ -66,7 +71,11 @@ export async function addItems(
     if (inserted.length) {
       await tx
         .update(batches)
-        .set({ total: sql`${batches.total} + ${inserted.length}`, state: sql`CASE WHEN ${batches.state} = 'completed' THEN 'running' ELSE ${batches.state} END`, finishedAt: sql`CASE WHEN ${batches.state} = 'completed' THEN NULL ELSE ${batches.finishedAt} END` })
+        .set({
+          total: sql`${batches.total} + ${inserted.length}`,
+          state: sql`CASE WHEN ${batches.state} = 'completed' THEN 'running' ELSE ${batches.state} END`,
+          finishedAt: sql`CASE WHEN ${batches.state} = 'completed' THEN NULL ELSE ${batches.finishedAt} END`,
+        })
         .where(eq(batches.id, batchId));
     }
     return inserted;
@@ -158,7 +167,9 @@ export async function recordResult(
         error: result.error ?? null,
         checkedAt: result.checkedAt ?? sql`now()`,
       })
-      .where(and(eq(items.batchId, batchId), eq(items.username, username), eq(items.status, 'pending')))
+      .where(
+        and(eq(items.batchId, batchId), eq(items.username, username), eq(items.status, 'pending')),
+      )
       .returning({ id: items.id });
     if (updated.length === 0) return { applied: false, completedBatch: false };
     const res = await tx.execute<{ completed: boolean }>(sql`
@@ -229,7 +240,11 @@ export interface ResultRecord {
  * Streams a batch's items in input order, `pageSize` rows per query (keyset pagination on
  * (seq, id), so a million rows never sit in memory at once).
  */
-export async function* streamResults(db: Db, batchId: string, pageSize = 5_000): AsyncGenerator<ResultRecord> {
+export async function* streamResults(
+  db: Db,
+  batchId: string,
+  pageSize = 5_000,
+): AsyncGenerator<ResultRecord> {
   let cursor: { seq: number; id: number } | null = null;
   for (;;) {
     const where: SQL | undefined = cursor
@@ -238,7 +253,12 @@ export async function* streamResults(db: Db, batchId: string, pageSize = 5_000):
           or(gt(items.seq, cursor.seq), and(eq(items.seq, cursor.seq), gt(items.id, cursor.id))),
         )
       : eq(items.batchId, batchId);
-    const rows: Array<typeof items.$inferSelect> = await db.select().from(items).where(where).orderBy(asc(items.seq), asc(items.id)).limit(pageSize);
+    const rows: Array<typeof items.$inferSelect> = await db
+      .select()
+      .from(items)
+      .where(where)
+      .orderBy(asc(items.seq), asc(items.id))
+      .limit(pageSize);
     for (const r of rows) {
       yield {
         username: r.username,
@@ -286,11 +306,21 @@ export async function pendingItems(
  * Which of `usernames` are still pending in the batch: when an interrupted enqueue is run
  * again, their jobs are added again (a job still in Redis makes that a no-op).
  */
-export async function pendingAmong(db: Db, batchId: string, usernames: string[]): Promise<string[]> {
+export async function pendingAmong(
+  db: Db,
+  batchId: string,
+  usernames: string[],
+): Promise<string[]> {
   if (usernames.length === 0) return [];
   const rows = await db
     .select({ username: items.username })
     .from(items)
-    .where(and(eq(items.batchId, batchId), eq(items.status, 'pending'), inArray(items.username, usernames)));
+    .where(
+      and(
+        eq(items.batchId, batchId),
+        eq(items.status, 'pending'),
+        inArray(items.username, usernames),
+      ),
+    );
   return rows.map((r) => r.username);
 }

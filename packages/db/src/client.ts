@@ -20,7 +20,10 @@ pg.types.setTypeParser(20, (v) => Number(v));
  * Opens a connection pool to `databaseUrl`. `max` connections (default 10). Every pool gets an
  * `error` listener: an idle client losing its server must not crash the process.
  */
-export function openDb(databaseUrl: string, opts: { max?: number; onError?: (e: Error) => void } = {}): DbHandle {
+export function openDb(
+  databaseUrl: string,
+  opts: { max?: number; onError?: (e: Error) => void } = {},
+): DbHandle {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: opts.max ?? 10,

@@ -71,7 +71,9 @@ export const items = pgTable(
   (t) => [
     uniqueIndex('items_batch_username_uq').on(t.batchId, t.username),
     index('items_batch_seq_idx').on(t.batchId, t.seq),
-    index('items_batch_pending_idx').on(t.batchId).where(sql`${t.status} = 'pending'`),
+    index('items_batch_pending_idx')
+      .on(t.batchId)
+      .where(sql`${t.status} = 'pending'`),
   ],
 );
 

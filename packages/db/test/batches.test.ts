@@ -40,7 +40,13 @@ describe('migrate', () => {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
       );
       await c.end();
-      expect(t.rows.map((r) => r.table_name)).toEqual(['batch_log', 'batches', 'items', 'proxies', 'sessions']);
+      expect(t.rows.map((r) => r.table_name)).toEqual([
+        'batch_log',
+        'batches',
+        'items',
+        'proxies',
+        'sessions',
+      ]);
     } finally {
       await other.drop();
     }
@@ -57,7 +63,10 @@ describe('batch lifecycle', () => {
       { seq: 3, username: 'a' },
     ]);
     expect(first.map((r) => r.username)).toEqual(['a', 'b']);
-    const second = await addItems(h.db, id, [{ seq: 4, username: 'b' }, { seq: 5, username: 'c' }]);
+    const second = await addItems(h.db, id, [
+      { seq: 4, username: 'b' },
+      { seq: 5, username: 'c' },
+    ]);
     expect(second.map((r) => r.username)).toEqual(['c']);
     expect((await getBatchStatus(h.db, id))!.total).toBe(3);
   });
@@ -65,14 +74,26 @@ describe('batch lifecycle', () => {
   it('moves an item to its final state once; a second record changes nothing', async () => {
     const id = randomUUID();
     await createBatch(h.db, { id });
-    await addItems(h.db, id, [{ seq: 1, username: 'x' }, { seq: 2, username: 'y' }]);
+    await addItems(h.db, id, [
+      { seq: 1, username: 'x' },
+      { seq: 2, username: 'y' },
+    ]);
     await sealBatch(h.db, id, { duplicates: 1, rejected: 2 });
     expect(await markBatchStarted(h.db, id)).toBe(true);
     expect(await markBatchStarted(h.db, id)).toBe(false);
 
-    const r1 = await recordResult(h.db, id, 'x', { status: 'active', storyCount: 2, userId: '123', attempts: 1 });
+    const r1 = await recordResult(h.db, id, 'x', {
+      status: 'active',
+      storyCount: 2,
+      userId: '123',
+      attempts: 1,
+    });
     expect(r1).toEqual({ applied: true, completedBatch: false });
-    const r2 = await recordResult(h.db, id, 'x', { status: 'failed', error: 'upstream_error', attempts: 2 });
+    const r2 = await recordResult(h.db, id, 'x', {
+      status: 'failed',
+      error: 'upstream_error',
+      attempts: 2,
+    });
     expect(r2).toEqual({ applied: false, completedBatch: false });
     let s = (await getBatchStatus(h.db, id))!;
     expect(s).toMatchObject({ state: 'running', total: 2, done: 1, duplicates: 1, rejected: 2 });

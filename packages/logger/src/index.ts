@@ -39,7 +39,8 @@ export const redactFormat = winston.format((info) => {
   for (const key of Object.keys(info)) {
     const v = (info as Record<string, unknown>)[key];
     if (key === 'level') continue;
-    (info as Record<string, unknown>)[key] = key === 'message' && typeof v === 'string' ? redactString(v) : redact(v);
+    (info as Record<string, unknown>)[key] =
+      key === 'message' && typeof v === 'string' ? redactString(v) : redact(v);
   }
   const splat = (info as Record<symbol, unknown>)[SPLAT];
   if (Array.isArray(splat)) (info as Record<symbol, unknown>)[SPLAT] = splat.map((s) => redact(s));
@@ -82,6 +83,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
  * A child logger carrying labels on every record. Labels are identifiers (batch id, job id,
  * session label, proxy label), never secrets — and they are redacted anyway.
  */
-export function withScope(logger: Logger, labels: Record<string, string | number | undefined>): Logger {
+export function withScope(
+  logger: Logger,
+  labels: Record<string, string | number | undefined>,
+): Logger {
   return logger.child(labels);
 }

@@ -88,7 +88,10 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   if (value instanceof URL) return redactString(value.href);
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = isSecretKey(k) && v !== undefined && v !== null && v !== '' ? REDACTED : redact(v, depth + 1, seen);
+    out[k] =
+      isSecretKey(k) && v !== undefined && v !== null && v !== ''
+        ? REDACTED
+        : redact(v, depth + 1, seen);
   }
   return out;
 }

@@ -103,7 +103,10 @@ export class StoryChecker {
       'profile',
       opts,
     );
-    const profileTiming = { startedAtMs: profileStart, durationMs: Math.round(performance.now() - pp) };
+    const profileTiming = {
+      startedAtMs: profileStart,
+      durationMs: Math.round(performance.now() - pp),
+    };
     const timings = () => ({
       total: { startedAtMs: t0, durationMs: Math.round(performance.now() - p0) },
       profile: profileTiming,
@@ -112,8 +115,10 @@ export class StoryChecker {
     let storiesTiming: PhaseTiming | null = null;
     const empty = { userId: null, storyCount: 0, latestStoryAt: null, expiresAt: null };
 
-    if (profileAnswer.kind === 'not_found') return { status: 'not_found', ...empty, requests, timings: timings() };
-    if (profileAnswer.kind === 'private') return { status: 'private', ...empty, requests, timings: timings() };
+    if (profileAnswer.kind === 'not_found')
+      return { status: 'not_found', ...empty, requests, timings: timings() };
+    if (profileAnswer.kind === 'private')
+      return { status: 'private', ...empty, requests, timings: timings() };
     const profile = parseProfile(profileAnswer.body);
     if (!profile.found) return { status: 'not_found', ...empty, requests, timings: timings() };
 
@@ -136,7 +141,8 @@ export class StoryChecker {
       status: 'active',
       userId: profile.userId,
       storyCount: state.storyCount,
-      latestStoryAt: state.latestTakenAtSecs === null ? null : new Date(state.latestTakenAtSecs * 1000),
+      latestStoryAt:
+        state.latestTakenAtSecs === null ? null : new Date(state.latestTakenAtSecs * 1000),
       expiresAt: state.expiresAtSecs === null ? null : new Date(state.expiresAtSecs * 1000),
       requests,
       timings: timings(),
@@ -148,7 +154,10 @@ export class StoryChecker {
     const query = userIds.map((id) => `reel_ids=${encodeURIComponent(id)}`).join('&');
     const answer = await this.get(`/api/v1/feed/reels_media/?${query}`, 'stories', opts);
     if (answer.kind !== 'ok') {
-      throw new MalformedResponseError(`reels_media answered ${answer.kind}`, { status: answer.status, body: answer.body });
+      throw new MalformedResponseError(`reels_media answered ${answer.kind}`, {
+        status: answer.status,
+        body: answer.body,
+      });
     }
     return parseReelsMedia(answer.body, Math.floor(Date.now() / 1000));
   }

@@ -1,6 +1,12 @@
 export * from './errors.js';
 export { classifyAnswer, retryAfterMs, type AnswerFacts, type Classified } from './classify.js';
-export { parseJsonKeepingIds, parseProfile, parseReelsMedia, type Profile, type StoryState } from './parse.js';
+export {
+  parseJsonKeepingIds,
+  parseProfile,
+  parseReelsMedia,
+  type Profile,
+  type StoryState,
+} from './parse.js';
 export {
   StoryChecker,
   IG_APP_ID,

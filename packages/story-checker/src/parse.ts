@@ -7,14 +7,17 @@ import { MalformedResponseError } from './errors.js';
  * integers are quoted before JSON.parse, so a 19-digit `pk` never passes through a JS number.
  */
 
-const BIG_INT_FIELD = /("(?:pk|id|pk_id|user_id|strong_id__|media_id)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g;
+const BIG_INT_FIELD =
+  /("(?:pk|id|pk_id|user_id|strong_id__|media_id)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g;
 
 /** JSON.parse that keeps integers of 16+ digits in id-like fields as strings. */
 export function parseJsonKeepingIds(text: string): unknown {
   return JSON.parse(text.replace(BIG_INT_FIELD, '$1"$2"'));
 }
 
-const digits = z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).transform(String);
+const digits = z
+  .union([z.string().regex(/^\d+$/), z.number().int().nonnegative()])
+  .transform(String);
 
 const profileSchema = z.object({
   status: z.literal('ok'),
@@ -27,13 +30,16 @@ const profileSchema = z.object({
 });
 
 /** What a profile lookup tells us. */
-export type Profile = { found: false } | { found: true; userId: string; username: string; isPrivate: boolean };
+export type Profile =
+  { found: false } | { found: true; userId: string; username: string; isPrivate: boolean };
 
 /** Parses a web_profile_info answer; `data.user: null` means not found. */
 export function parseProfile(body: string): Profile {
   const v = validate(profileSchema, body, 'web_profile_info');
   const u = v.data.user;
-  return u ? { found: true, userId: u.id, username: u.username.toLowerCase(), isPrivate: u.is_private } : { found: false };
+  return u
+    ? { found: true, userId: u.id, username: u.username.toLowerCase(), isPrivate: u.is_private }
+    : { found: false };
 }
 
 const itemSchema = z
@@ -52,7 +58,10 @@ const reelsMediaSchema = z
     reels: z.record(z.string(), reelSchema).optional(),
     reels_media: z.array(reelSchema).optional(),
   })
-  .refine((v) => v.reels !== undefined || v.reels_media !== undefined, 'neither reels nor reels_media');
+  .refine(
+    (v) => v.reels !== undefined || v.reels_media !== undefined,
+    'neither reels nor reels_media',
+  );
 
 /** The story state of one user at a moment. */
 export interface StoryState {
@@ -109,7 +118,11 @@ function validate<T>(schema: z.ZodType<T>, body: string, what: string): T {
   if (!r.success) {
     const issue = r.error.issues[0];
     const where = issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid';
-    throw new MalformedResponseError(`${what}: unexpected shape (${where})`, { status: 200, body, cause: r.error });
+    throw new MalformedResponseError(`${what}: unexpected shape (${where})`, {
+      status: 200,
+      body,
+      cause: r.error,
+    });
   }
   return r.data;
 }

@@ -8,7 +8,13 @@ import { pipeline } from 'node:stream/promises';
 import { addItems, batchExists, createBatch, pendingAmong, sealBatch } from '@storycheck/db';
 import { CHECK_JOB, batchIdSchema, checkJobId } from '@storycheck/queue';
 import { UsageError, type Context } from '../context.js';
-import { InputError, formatFromName, normaliseUsername, readEntries, type InputFormat } from '../input.js';
+import {
+  InputError,
+  formatFromName,
+  normaliseUsername,
+  readEntries,
+  type InputFormat,
+} from '../input.js';
 import { waitForBatch } from './status.js';
 
 /** Options of `storycheck enqueue`. */
@@ -60,7 +66,9 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       path = spooled.path;
     } else if (source !== '-') {
       const st = await stat(source).catch((e: NodeJS.ErrnoException) => {
-        throw new UsageError(`cannot read ${source}: ${e.code === 'ENOENT' ? 'no such file' : e.code ?? e.message}`);
+        throw new UsageError(
+          `cannot read ${source}: ${e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message)}`,
+        );
       });
       if (!st.isFile()) throw new UsageError(`cannot read ${source}: not a file`);
     }
@@ -104,7 +112,11 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       duplicates += chunk.length - inserted.length;
       accepted += inserted.length;
       const toQueue = appending
-        ? await pendingAmong(ctx.db.db, batchId, chunk.map((r) => r.username))
+        ? await pendingAmong(
+            ctx.db.db,
+            batchId,
+            chunk.map((r) => r.username),
+          )
         : inserted.map((r) => r.username);
       if (toQueue.length) {
         await ctx.queue.addBulk(
@@ -160,20 +172,30 @@ async function* validated(
   for await (const e of readEntries(stream, format)) {
     if (e.line > maxLines) {
       stream.destroy();
-      throw new UsageError(`input has more than ${maxLines} lines (the limit); split it or raise --max-lines`);
+      throw new UsageError(
+        `input has more than ${maxLines} lines (the limit); split it or raise --max-lines`,
+      );
     }
     if (e.problem) {
       yield { line: e.line, input: e.input, reason: e.problem };
       continue;
     }
     const n = normaliseUsername(e.input);
-    yield n.ok ? { line: e.line, username: n.username } : { line: e.line, input: e.input, reason: n.reason };
+    yield n.ok
+      ? { line: e.line, username: n.username }
+      : { line: e.line, input: e.input, reason: n.reason };
   }
 }
 
 function report(
   opts: EnqueueOptions,
-  r: { batchId: string | null; accepted: number; duplicates: number; rejected: Rejected[]; rejectedCount?: number },
+  r: {
+    batchId: string | null;
+    accepted: number;
+    duplicates: number;
+    rejected: Rejected[];
+    rejectedCount?: number;
+  },
 ): void {
   const rejectedCount = r.rejectedCount ?? r.rejected.length;
   if (opts.json) {
@@ -187,9 +209,15 @@ function report(
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return;
   }
-  const lines = r.rejected.slice(0, 50).map((x) => `  line ${x.line}: ${JSON.stringify(x.input)} — ${x.reason}`);
-  if (rejectedCount > lines.length) lines.push(`  … and ${rejectedCount - lines.length} more (use --json for all)`);
-  if (lines.length) process.stderr.write(`rejected ${rejectedCount} line${rejectedCount === 1 ? '' : 's'}:\n${lines.join('\n')}\n`);
+  const lines = r.rejected
+    .slice(0, 50)
+    .map((x) => `  line ${x.line}: ${JSON.stringify(x.input)} — ${x.reason}`);
+  if (rejectedCount > lines.length)
+    lines.push(`  … and ${rejectedCount - lines.length} more (use --json for all)`);
+  if (lines.length)
+    process.stderr.write(
+      `rejected ${rejectedCount} line${rejectedCount === 1 ? '' : 's'}:\n${lines.join('\n')}\n`,
+    );
   if (r.batchId) {
     process.stdout.write(
       `batch ${r.batchId}: ${r.accepted} accepted, ${r.duplicates} duplicate${r.duplicates === 1 ? '' : 's'}, ${rejectedCount} rejected\n`,

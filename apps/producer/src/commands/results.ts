@@ -42,7 +42,9 @@ export async function results(
 ): Promise<void> {
   const format = (opts.format ?? 'csv') as ResultFormat;
   if (!RESULT_FORMATS.includes(format)) {
-    throw new UsageError(`--format must be one of ${RESULT_FORMATS.join(', ')}, got "${opts.format}"`);
+    throw new UsageError(
+      `--format must be one of ${RESULT_FORMATS.join(', ')}, got "${opts.format}"`,
+    );
   }
   if (!(await batchExists(ctx.db.db, batchId))) throw new UsageError(`no batch ${batchId}`);
   const tmp = opts.output ? `${opts.output}.partial-${process.pid}` : undefined;

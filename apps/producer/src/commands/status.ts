@@ -34,7 +34,11 @@ async function load(ctx: Context, batchId: string): Promise<BatchStatus> {
 }
 
 /** `storycheck status <batchId> [--json] [--watch]`. */
-export async function status(ctx: Context, batchId: string, opts: { json?: boolean; watch?: boolean }): Promise<void> {
+export async function status(
+  ctx: Context,
+  batchId: string,
+  opts: { json?: boolean; watch?: boolean },
+): Promise<void> {
   if (opts.watch) {
     await waitForBatch(ctx, batchId, { json: opts.json ?? false });
     return;
@@ -60,7 +64,8 @@ export async function waitForBatch(
   const bar = tty
     ? new cliProgress.SingleBar(
         {
-          format: ' {bar} {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted} | {counts}',
+          format:
+            ' {bar} {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted} | {counts}',
           etaBuffer: 50,
           stream: process.stderr,
           hideCursor: true,
@@ -85,7 +90,9 @@ export async function waitForBatch(
         const left = s.total - s.done;
         const r = Number(rate());
         const eta = r > 0 ? `${Math.ceil(left / r)}s` : '?';
-        process.stderr.write(`progress ${s.done}/${s.total} (${rate()}/s, ETA ${eta}) ${countsText(s)}\n`);
+        process.stderr.write(
+          `progress ${s.done}/${s.total} (${rate()}/s, ETA ${eta}) ${countsText(s)}\n`,
+        );
       }
       await new Promise((res) => setTimeout(res, pollMs));
       s = await load(ctx, batchId);
@@ -100,7 +107,10 @@ export async function waitForBatch(
 }
 
 /** `storycheck batches list [--json]`: recent batches with their progress. */
-export async function batchesList(ctx: Context, opts: { json?: boolean; limit?: number }): Promise<void> {
+export async function batchesList(
+  ctx: Context,
+  opts: { json?: boolean; limit?: number },
+): Promise<void> {
   const rows = await listBatches(ctx.db.db, opts.limit ?? 20);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(rows.map(statusJson))}\n`);

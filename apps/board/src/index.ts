@@ -1,0 +1,7 @@
+export {
+  createBoardApp,
+  startBoard,
+  isLoopbackHost,
+  type BoardAppOptions,
+  type RunningBoard,
+} from './server.js';

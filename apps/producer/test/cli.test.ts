@@ -1,0 +1,230 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import pg from 'pg';
+import { migrate } from '@storycheck/db';
+import {
+  TEST_REDIS_URL,
+  createTestDatabase,
+  createTestPrefix,
+  runNode,
+  type TestDatabase,
+  type TestPrefix,
+} from '@storycheck/testkit';
+import { Redis } from 'ioredis';
+
+const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+let tdb: TestDatabase;
+let tp: TestPrefix;
+let env: Record<string, string>;
+let dir: string;
+let redis: Redis;
+let queue: Queue;
+let client: pg.Client;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase(migrate);
+  tp = createTestPrefix();
+  env = {
+    DATABASE_URL: tdb.url,
+    STORYCHECK_PREFIX: tp.prefix,
+    REDIS_URL: TEST_REDIS_URL,
+    LOG_LEVEL: 'warn',
+  };
+  dir = await mkdtemp(join(tmpdir(), 'sc-cli-'));
+  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+  queue = new Queue('story-check', { connection: redis, prefix: tp.prefix });
+  client = new pg.Client({ connectionString: tdb.url });
+  await client.connect();
+});
+afterAll(async () => {
+  await client.end();
+  await queue.close();
+  redis.disconnect();
+  await tp.clean();
+  await tdb.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const cli = (args: string[], stdin?: string, extraEnv: Record<string, string> = {}) =>
+  runNode(CLI, args, { ...env, ...extraEnv }, stdin);
+const file = async (name: string, content: string | Buffer) => {
+  const p = join(dir, name);
+  await writeFile(p, content);
+  return p;
+};
+const jobCount = async () => {
+  const c = await queue.getJobCounts(
+    'waiting',
+    'active',
+    'delayed',
+    'completed',
+    'failed',
+    'prioritized',
+  );
+  return Object.values(c).reduce((a, b) => a + b, 0);
+};
+const batchCount = async () =>
+  Number((await client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
+
+describe('storycheck enqueue', () => {
+  it('reports invalid lines with line numbers and enqueues only valid, distinct names', async () => {
+    const before = await jobCount();
+    const p = await file(
+      'mixed.txt',
+      'anna\r\n@Bob\r\nbad..name\r\nanna\r\n' +
+        'x'.repeat(31) +
+        '\r\nhttps://www.instagram.com/carl_x/\r\n',
+    );
+    const r = await cli(['enqueue', p, '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ accepted: 3, duplicates: 1 });
+    expect(out.rejected).toEqual([
+      { line: 3, input: 'bad..name', reason: "contains '..'" },
+      { line: 5, input: 'x'.repeat(31), reason: 'too long (31 characters, at most 30)' },
+    ]);
+    expect(await jobCount()).toBe(before + 3);
+    const items = await client.query(
+      'SELECT username, seq FROM items WHERE batch_id = $1 ORDER BY seq',
+      [out.batchId],
+    );
+    expect(items.rows).toEqual([
+      { username: 'anna', seq: 1 },
+      { username: 'bob', seq: 2 },
+      { username: 'carl_x', seq: 6 },
+    ]);
+    const jobs = await queue.getJobs(['waiting']);
+    const mine = jobs.filter((j) => (j.data as { batchId: string }).batchId === out.batchId);
+    expect(mine.map((j) => (j.data as { username: string }).username).sort()).toEqual([
+      'anna',
+      'bob',
+      'carl_x',
+    ]);
+    // Job payloads carry ids and usernames only.
+    expect(Object.keys(mine[0]!.data as object).sort()).toEqual(['batchId', 'username']);
+  });
+
+  it('--strict rejects the whole file with exit 2 and writes nothing', async () => {
+    const jobs = await jobCount();
+    const batches = await batchCount();
+    const p = await file('strict.csv', 'username\nanna\nbad name\nbob\n');
+    const r = await cli(['enqueue', p, '--strict', '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).rejected).toEqual([
+      { line: 3, input: 'bad name', reason: "invalid character ' ' (allowed: a-z 0-9 . _)" },
+    ]);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--strict: 1 invalid line .*nothing enqueued/);
+    expect(await jobCount()).toBe(jobs);
+    expect(await batchCount()).toBe(batches);
+  });
+
+  it('--strict reads stdin too', async () => {
+    const r = await cli(['enqueue', '-', '--strict'], 'anna\nok.name\n');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/2 accepted/);
+  });
+
+  it('the same batch enqueued twice creates no extra jobs or rows', async () => {
+    const p = await file('twice.json', JSON.stringify(['d1', 'd2', 'd3']));
+    const first = JSON.parse((await cli(['enqueue', p, '--json'])).stdout);
+    const jobs = await jobCount();
+    const again = await cli(['enqueue', p, '--json', '--batch-id', first.batchId]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      batchId: first.batchId,
+      accepted: 0,
+      duplicates: 3,
+    });
+    expect(await jobCount()).toBe(jobs);
+    const n = await client.query('SELECT count(*)::int AS n FROM items WHERE batch_id = $1', [
+      first.batchId,
+    ]);
+    expect(n.rows[0].n).toBe(3);
+    const status = JSON.parse((await cli(['status', first.batchId, '--json'])).stdout);
+    expect(status).toMatchObject({ batchId: first.batchId, state: 'queued', total: 3, done: 0 });
+    expect(Object.keys(status)).toEqual([
+      'batchId',
+      'name',
+      'state',
+      'total',
+      'done',
+      'counts',
+      'createdAt',
+      'startedAt',
+      'finishedAt',
+    ]);
+  });
+
+  it.each([
+    ['an empty file', '', /no usernames in input/],
+    ['a file of only invalid lines', '...\n-\n', /no usernames in input/],
+    [
+      'a binary file',
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0x01, 0xff, 0xfe, 0x0a]),
+      /no usernames in input/,
+    ],
+  ])('%s exits 2 with one line and writes nothing', async (_what, content, message) => {
+    const batches = await batchCount();
+    const r = await cli(['enqueue', await file('bad.txt', content)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n').pop()).toMatch(message);
+    expect(await batchCount()).toBe(batches);
+  });
+
+  it('a missing file, a bad option and a bad variable each exit 2 with one line', async () => {
+    const missing = await cli(['enqueue', join(dir, 'nope.txt')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^storycheck: cannot read .*nope\.txt: no such file\n$/);
+    const badOpt = await cli(['enqueue', '--frobnicate', 'x']);
+    expect(badOpt.code).toBe(2);
+    expect(badOpt.stderr.trim().split('\n')).toHaveLength(1);
+    const badEnv = await cli(['status', 'x'], undefined, { REDIS_URL: 'nonsense' });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toBe(
+      'storycheck: invalid REDIS_URL: must be a URL with scheme redis or rediss\n',
+    );
+  });
+
+  it('a database that is down is one clear line, exit 1, no stack', async () => {
+    const r = await cli(['status', '00000000-0000-4000-8000-000000000000'], undefined, {
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/cannot connect/);
+  });
+});
+
+describe('storycheck results', () => {
+  it('prints every accepted name in input order with the CONTRACT.md fields', async () => {
+    const p = await file('order.txt', 'zed\nalpha\nmike\n');
+    const { batchId } = JSON.parse((await cli(['enqueue', p, '--json'])).stdout);
+    const csv = await cli(['results', batchId]);
+    expect(csv.stdout.split('\n')).toEqual([
+      'username,status,storyCount,latestStoryAt,expiresAt,userId,checkedAt,attempts,cached,error',
+      'zed,pending,,,,,,0,false,',
+      'alpha,pending,,,,,,0,false,',
+      'mike,pending,,,,,,0,false,',
+      '',
+    ]);
+    const out = join(dir, 'out.json');
+    expect((await cli(['results', batchId, '--format', 'json', '--output', out])).code).toBe(0);
+    expect(
+      JSON.parse(await readFile(out, 'utf8')).map((r: { username: string }) => r.username),
+    ).toEqual(['zed', 'alpha', 'mike']);
+    const nd = await cli(['results', batchId, '--format', 'ndjson']);
+    expect(
+      nd.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).username),
+    ).toEqual(['zed', 'alpha', 'mike']);
+    const bad = await cli(['results', batchId, '--format', 'xml']);
+    expect(bad.code).toBe(2);
+  });
+});

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// The README's test command (`npm test`): bootstrap (pnpm, install, build), then one jest run
+// over every app and package against the real Redis and PostgreSQL, ending with one line:
+// "N passed, N failed".
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { ROOT, bootstrap, requireServices, step } from './lib.mjs';
+
+try {
+  await requireServices();
+  const pnpm = bootstrap();
+  step('running the test suite (jest)');
+  const report = join(tmpdir(), `storycheck-jest-${process.pid}.json`);
+  const r = spawnSync(
+    pnpm,
+    ['exec', 'jest', '--ci', '--json', `--outputFile=${report}`, ...process.argv.slice(2)],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+      env: { ...process.env, NODE_OPTIONS: '--experimental-vm-modules --no-warnings' },
+    },
+  );
+  let passed = 0;
+  let failed = 0;
+  let ran = false;
+  try {
+    const j = JSON.parse(readFileSync(report, 'utf8'));
+    passed = j.numPassedTests;
+    failed = j.numFailedTests + (j.numRuntimeErrorTestSuites ?? 0);
+    ran = true;
+    rmSync(report, { force: true });
+  } catch {
+    // jest died before writing its report
+  }
+  const ok = r.status === 0 && ran && failed === 0 && passed > 0;
+  process.stdout.write(`\n${passed} passed, ${failed === 0 && !ok ? 1 : failed} failed\n`);
+  process.exit(ok ? 0 : 1);
+} catch (e) {
+  process.stderr.write(`test: ${e.message}\n`);
+  process.stdout.write('0 passed, 1 failed\n');
+  process.exit(1);
+}
