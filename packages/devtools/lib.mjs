@@ -43,6 +43,8 @@ export function ensurePnpm() {
       `pnpm@${PNPM_VERSION}`,
     ]);
   }
+  // turbo and pnpm scripts look pnpm up on PATH: put the private copy first for every child.
+  process.env.PATH = `${dirname(LOCAL_PNPM)}${delimiter}${process.env.PATH ?? ''}`;
   return LOCAL_PNPM;
 }
 
