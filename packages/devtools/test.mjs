@@ -11,6 +11,20 @@ import { ROOT, bootstrap, requireServices, step } from './lib.mjs';
 try {
   await requireServices();
   const pnpm = bootstrap();
+  // swc does not type-check: the compiler and the linter are checks of their own, and each
+  // one that fails counts as one failed test in the totals.
+  let checkFailures = 0;
+  for (const [what, args] of [
+    ['typecheck (tsc, src and tests)', ['exec', 'turbo', 'run', 'typecheck', '--output-logs=errors-only']],
+    ['lint (eslint)', ['exec', 'eslint', '.']],
+  ]) {
+    step(what);
+    const c = spawnSync(pnpm, args, { cwd: ROOT, stdio: 'inherit' });
+    if (c.status !== 0) {
+      checkFailures++;
+      process.stderr.write(`test: ${what} failed\n`);
+    }
+  }
   step('running the test suite (jest)');
   const report = join(tmpdir(), `storycheck-jest-${process.pid}.json`);
   const r = spawnSync(
@@ -34,6 +48,7 @@ try {
   } catch {
     // jest died before writing its report
   }
+  failed += checkFailures;
   const ok = r.status === 0 && ran && failed === 0 && passed > 0;
   process.stdout.write(`\n${passed} passed, ${failed === 0 && !ok ? 1 : failed} failed\n`);
   process.exit(ok ? 0 : 1);
