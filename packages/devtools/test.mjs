@@ -15,7 +15,10 @@ try {
   // one that fails counts as one failed test in the totals.
   let checkFailures = 0;
   for (const [what, args] of [
-    ['typecheck (tsc, src and tests)', ['exec', 'turbo', 'run', 'typecheck', '--output-logs=errors-only']],
+    [
+      'typecheck (tsc, src and tests)',
+      ['exec', 'turbo', 'run', 'typecheck', '--output-logs=errors-only'],
+    ],
     ['lint (eslint)', ['exec', 'eslint', '.']],
   ]) {
     step(what);
