@@ -7,6 +7,7 @@ import { dbMigrate } from './commands/db.js';
 import { enqueue } from './commands/enqueue.js';
 import { results, RESULT_FORMATS } from './commands/results.js';
 import { batchesList, status } from './commands/status.js';
+import { batchesLog, reconcile } from './commands/batches.js';
 import { InputError } from './input.js';
 
 function positiveInt(v: string): number {
@@ -104,6 +105,23 @@ export async function runCli(
     .option('--json', 'print JSON')
     .option('--limit <n>', 'how many', positiveInt, 20)
     .action(async (o: { json?: boolean; limit?: number }) => batchesList(context(), o));
+  batches
+    .command('log')
+    .description('the batch log: events and every check attempt with timings and errors')
+    .argument('<batchId>')
+    .option('--errors', 'only attempts that carry an error')
+    .option('--json', 'print a JSON array')
+    .action(async (batchId: string, o: { errors?: boolean; json?: boolean }) =>
+      batchesLog(context(), batchId, o),
+    );
+  batches
+    .command('reconcile')
+    .description('re-create jobs for unfinished items missing from Redis (safe any time)')
+    .argument('<batchId>')
+    .option('--json', 'print one JSON object')
+    .action(async (batchId: string, o: { json?: boolean }) => {
+      await reconcile(context(), batchId, o);
+    });
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -146,6 +164,8 @@ function describe(outer: Error): string {
     return `cannot connect to ${what} (${msg.split('\n')[0]})`;
   }
   if (code === '3D000') return `${msg} — run "storycheck db migrate" first`;
+  if (code === '42703')
+    return `${msg} — the database schema is older than this code; run "storycheck db migrate"`;
   if (code === '42P01') return `${msg} — the database is not migrated; run "storycheck db migrate"`;
   return msg.split('\n')[0]!;
 }

@@ -120,9 +120,14 @@ export async function* readEntries(
     const rest = decoder.end();
     if (rest) yield rest;
   }
-  if (fmt === 'json') yield* readJsonArray(text());
-  else if (fmt === 'csv') yield* readCsv(text());
-  else yield* readTxt(text());
+  try {
+    if (fmt === 'json') yield* readJsonArray(text());
+    else if (fmt === 'csv') yield* readCsv(text());
+    else yield* readTxt(text());
+  } finally {
+    // A reader that stops early (a limit, an error) releases the file too.
+    await it.return?.();
+  }
 }
 
 async function* lines(

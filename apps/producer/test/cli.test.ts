@@ -160,6 +160,51 @@ describe('storycheck enqueue', () => {
     ]);
   });
 
+  it('answers every bad line of a messy file with its line number and reason', async () => {
+    const lines = [
+      'good.one', // 1
+      'x'.repeat(31), // 2
+      'a..b', // 3
+      'аnna', // 4: Cyrillic а
+      'https://www.instagram.com/From_URL/', // 5
+      'https://example.com/someone', // 6
+      '.dot', // 7
+      'has space', // 8
+      '@GOOD.ONE', // 9: duplicate of line 1 after normalisation
+      'ümlaut', // 10
+    ];
+    const r = await cli(['enqueue', await file('messy.txt', lines.join('\n')), '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ accepted: 2, duplicates: 1 });
+    expect(out.rejected.map((x: { line: number; reason: string }) => [x.line, x.reason])).toEqual([
+      [2, 'too long (31 characters, at most 30)'],
+      [3, "contains '..'"],
+      [4, 'invalid character U+0430 (allowed: a-z 0-9 . _)'],
+      [6, 'not an instagram.com profile URL'],
+      [7, "starts with '.'"],
+      [8, "invalid character ' ' (allowed: a-z 0-9 . _)"],
+      [10, 'invalid character U+00FC (allowed: a-z 0-9 . _)'],
+    ]);
+    const res = await cli(['results', out.batchId, '--format', 'ndjson']);
+    expect(
+      res.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).username),
+    ).toEqual(['good.one', 'from_url']);
+  });
+
+  it('refuses an input over the line limit with one line, writing nothing', async () => {
+    const batches = await batchCount();
+    const r = await cli(['enqueue', await file('long.txt', 'a\nb\nc\nd\n'), '--max-lines', '3']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'storycheck: input has more than 3 lines (the limit); split it or raise --max-lines\n',
+    );
+    expect(await batchCount()).toBe(batches);
+  });
+
   it.each([
     ['an empty file', '', /no usernames in input/],
     ['a file of only invalid lines', '...\n-\n', /no usernames in input/],

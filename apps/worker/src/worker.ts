@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '@storycheck/config';
-import type { Logger } from '@storycheck/logger';
+import { redactString, type Logger } from '@storycheck/logger';
 import {
   appendBatchLog,
   markBatchStarted,
@@ -16,6 +16,7 @@ import {
 } from '@storycheck/queue';
 import { StoryChecker, ThrottledError, type CheckResult } from '@storycheck/story-checker';
 import { actionFor, causeChain, errorCode, throttleDelayMs } from './outcomes.js';
+import { startMaintenance } from './maintenance.js';
 
 /** A running worker process's moving parts, and how to stop them. */
 export interface RunningWorker {
@@ -96,8 +97,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         attempt,
         errorClass: (err as Error).name,
         errorCode: errorCode(err),
-        errorMessage: (err as Error).message,
-        cause: causeChain(err),
+        errorMessage: redactString((err as Error).message ?? String(err)),
+        cause: causeChain(err).map((c) => ({ ...c, message: redactString(c.message) })),
       };
       if (action === 'delay') {
         throttleStreak += 1;
@@ -126,12 +127,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         await appendBatchLog(db.db, [{ ...base, outcome: 'retry' }]).catch(() => undefined);
         throw err;
       }
-      const outcome = await recordResult(db.db, batchId, username, {
-        status: 'failed',
-        attempts: attempt,
-        error: errorCode(err),
-      });
-      await appendBatchLog(db.db, [{ ...base, outcome: 'failed' }]);
+      const outcome = await recordResult(
+        db.db,
+        batchId,
+        username,
+        { status: 'failed', attempts: attempt, error: errorCode(err) },
+        () => ({ ...base, outcome: 'failed' }),
+      );
       log.log(action === 'fail' ? 'error' : 'warn', 'check failed', {
         username,
         attempt,
@@ -146,18 +148,21 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       return { status: 'failed' };
     }
     throttleStreak = 0;
-    const outcome = await recordResult(db.db, batchId, username, {
-      status: result.status,
-      storyCount:
-        result.status === 'active' ? result.storyCount : result.status === 'none' ? 0 : null,
-      latestStoryAt: result.latestStoryAt,
-      expiresAt: result.expiresAt,
-      userId: result.userId,
-      attempts: attempt,
-    });
     const finishedAt = new Date();
-    await appendBatchLog(db.db, [
+    const outcome = await recordResult(
+      db.db,
+      batchId,
+      username,
       {
+        status: result.status,
+        storyCount:
+          result.status === 'active' ? result.storyCount : result.status === 'none' ? 0 : null,
+        latestStoryAt: result.latestStoryAt,
+        expiresAt: result.expiresAt,
+        userId: result.userId,
+        attempts: attempt,
+      },
+      (applied) => ({
         batchId,
         event: 'check',
         username,
@@ -169,9 +174,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         requests: result.requests,
         attempt,
         outcome: result.status,
-        data: outcome.applied ? null : { duplicateDelivery: true },
-      },
-    ]);
+        data: applied ? null : { duplicateDelivery: true },
+      }),
+    );
     log.info('checked', {
       username,
       status: result.status,
@@ -205,6 +210,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       logger.debug('job failed', { jobId: job.id, error: e.message });
   });
   await worker.waitUntilReady();
+  const maintenance = await startMaintenance({
+    connection,
+    prefix: config.prefix,
+    db: db.db,
+    retentionMs: config.retentionMs,
+    logger,
+  });
 
   let closing: Promise<void> | undefined;
   const close = async (timeoutMs = config.workerShutdownTimeoutMs): Promise<void> => {
@@ -231,6 +243,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         ]);
         if (!settled) await worker.close(true);
       }
+      await maintenance.close().catch(() => undefined);
       checker.close();
       connection.disconnect();
       await db.close();

@@ -93,6 +93,8 @@ const envSchema = z.object({
    * and another worker takes them within one more such period (stalled-job check).
    */
   WORKER_LOCK_DURATION: duration.default(parseDurationMs('30s')),
+  /** Batches completed longer ago than this, and batch-log rows older than this, are deleted (ms). */
+  RETENTION: duration.default(parseDurationMs('30d')),
   /** Timeout of one upstream request (ms). */
   REQUEST_TIMEOUT: duration.default(parseDurationMs('15s')),
   /** User-id cache TTL (ms); ids never change, usernames can. */
@@ -134,6 +136,7 @@ export interface Config {
   workerHttpPort: number | undefined;
   workerShutdownTimeoutMs: number;
   workerLockDurationMs: number;
+  retentionMs: number;
   requestTimeoutMs: number;
   userIdCacheTtlMs: number;
   storyCacheTtlMs: number;
@@ -181,6 +184,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerHttpPort: e.WORKER_HTTP_PORT,
     workerShutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT,
     workerLockDurationMs: e.WORKER_LOCK_DURATION,
+    retentionMs: e.RETENTION,
     requestTimeoutMs: e.REQUEST_TIMEOUT,
     userIdCacheTtlMs: e.USER_ID_CACHE_TTL,
     storyCacheTtlMs: e.STORY_CACHE_TTL,

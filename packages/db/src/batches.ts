@@ -62,23 +62,26 @@ export async function addItems(
   rows: ReadonlyArray<{ seq: number; username: string }>,
 ): Promise<Array<{ seq: number; username: string }>> {
   if (rows.length === 0) return [];
+  // unnest() of two arrays: one statement with three parameters whatever the chunk size,
+  // far cheaper to build and parse than a VALUES list of thousands of tuples.
+  const seqs = rows.map((r) => r.seq);
+  const names = rows.map((r) => r.username);
   return db.transaction(async (tx) => {
-    const inserted = await tx
-      .insert(items)
-      .values(rows.map((r) => ({ batchId, seq: r.seq, username: r.username })))
-      .onConflictDoNothing({ target: [items.batchId, items.username] })
-      .returning({ seq: items.seq, username: items.username });
+    const res = await tx.execute<{ seq: number; username: string }>(sql`
+      INSERT INTO items (batch_id, seq, username)
+      SELECT ${batchId}, s, u FROM unnest(${sql.param(seqs)}::bigint[], ${sql.param(names)}::text[]) AS t(s, u)
+      ON CONFLICT (batch_id, username) DO NOTHING
+      RETURNING seq, username`);
+    const inserted = res.rows;
     if (inserted.length) {
-      await tx
-        .update(batches)
-        .set({
-          total: sql`${batches.total} + ${inserted.length}`,
-          state: sql`CASE WHEN ${batches.state} = 'completed' THEN 'running' ELSE ${batches.state} END`,
-          finishedAt: sql`CASE WHEN ${batches.state} = 'completed' THEN NULL ELSE ${batches.finishedAt} END`,
-        })
-        .where(eq(batches.id, batchId));
+      await tx.execute(sql`
+        UPDATE batches SET
+          total = total + ${inserted.length},
+          state = CASE WHEN state = 'completed' THEN 'running' ELSE state END,
+          finished_at = CASE WHEN state = 'completed' THEN NULL ELSE finished_at END
+        WHERE id = ${batchId}`);
     }
-    return inserted;
+    return inserted.map((r) => ({ seq: Number(r.seq), username: r.username }));
   });
 }
 
@@ -151,6 +154,8 @@ export async function recordResult(
   batchId: string,
   username: string,
   result: ItemResult,
+  /** Batch-log row of this check, written in the same transaction (before `finished`). */
+  logEntry?: (applied: boolean) => BatchLogEntry,
 ): Promise<RecordOutcome> {
   const counter = sql.raw(COUNTER[result.status]);
   return db.transaction(async (tx) => {
@@ -171,6 +176,7 @@ export async function recordResult(
         and(eq(items.batchId, batchId), eq(items.username, username), eq(items.status, 'pending')),
       )
       .returning({ id: items.id });
+    if (logEntry) await tx.insert(batchLog).values(logEntry(updated.length > 0));
     if (updated.length === 0) return { applied: false, completedBatch: false };
     const res = await tx.execute<{ completed: boolean }>(sql`
       UPDATE batches SET
@@ -323,4 +329,56 @@ export async function pendingAmong(
       ),
     );
   return rows.map((r) => r.username);
+}
+
+/** A batch-log row as `batches log` shows it. */
+export type BatchLogRow = typeof batchLog.$inferSelect;
+
+/**
+ * Streams a batch's log in order of writing, `pageSize` rows per query. With `errorsOnly`,
+ * only check rows that carry an error (retries, delays and failures).
+ */
+export async function* streamBatchLog(
+  db: Db,
+  batchId: string,
+  opts: { errorsOnly?: boolean; pageSize?: number } = {},
+): AsyncGenerator<BatchLogRow> {
+  const pageSize = opts.pageSize ?? 5_000;
+  let after = 0;
+  for (;;) {
+    const where = and(
+      eq(batchLog.batchId, batchId),
+      gt(batchLog.id, after),
+      opts.errorsOnly ? sql`${batchLog.errorCode} IS NOT NULL` : undefined,
+    );
+    const rows: BatchLogRow[] = await db
+      .select()
+      .from(batchLog)
+      .where(where)
+      .orderBy(asc(batchLog.id))
+      .limit(pageSize);
+    yield* rows;
+    if (rows.length < pageSize) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+/**
+ * Retention: deletes batch-log rows written before `cutoff`, and completed batches (with their
+ * items and log, by cascade) finished before it. Returns how many of each went.
+ */
+export async function deleteOlderThan(
+  db: Db,
+  cutoff: Date,
+): Promise<{ batches: number; logRows: number }> {
+  return db.transaction(async (tx) => {
+    const gone = await tx
+      .delete(batches)
+      .where(
+        and(eq(batches.state, 'completed'), sql`${batches.finishedAt} < ${cutoff.toISOString()}`),
+      )
+      .returning({ id: batches.id });
+    const logs = await tx.execute(sql`DELETE FROM batch_log WHERE at < ${cutoff.toISOString()}`);
+    return { batches: gone.length, logRows: logs.rowCount ?? 0 };
+  });
 }

@@ -140,6 +140,8 @@ export const batchLog = pgTable(
     profileMs: integer('profile_ms'),
     storiesMs: integer('stories_ms'),
     requests: integer('requests'),
+    /** Cache hits this check used (user id, story result). */
+    cacheHits: integer('cache_hits'),
     sessionLabel: text('session_label'),
     proxyLabel: text('proxy_label'),
     attempt: integer('attempt'),

@@ -76,3 +76,12 @@ export function checkJobId(batchId: string, username: string): string {
 export function parseCheckJobId(jobId: string): CheckPayload {
   return parseCheckPayload({ batchId: jobId.slice(0, 36), username: jobId.slice(37) });
 }
+
+/** Queue of housekeeping jobs (retention), run by every worker process, one at a time. */
+export const MAINTENANCE_QUEUE = 'maintenance';
+
+/** The retention job: deletes old batches and batch-log rows (RETENTION). */
+export const RETENTION_JOB = 'retention';
+
+/** How often the retention job runs, in ms (hourly); a BullMQ job scheduler, so once per fleet. */
+export const RETENTION_EVERY_MS = 3_600_000;

@@ -58,8 +58,9 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
   let spooled: { path: string; dir: string } | undefined;
   let path = source;
   try {
-    if (source === '-' && opts.strict) {
-      // --strict needs two passes; stdin can be read once, so it is spooled to a temp file.
+    if (source === '-') {
+      // stdin can be read once: it is spooled to a temp file so that limits and --strict are
+      // checked before anything is written (nothing half-written on bad input).
       const dir = await mkdtemp(join(tmpdir(), 'storycheck-'));
       spooled = { dir, path: join(dir, 'stdin') };
       await pipeline(process.stdin, createWriteStream(spooled.path));
@@ -72,7 +73,8 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       });
       if (!st.isFile()) throw new UsageError(`cannot read ${source}: not a file`);
     }
-    const open = (): Readable => (path === '-' ? process.stdin : createReadStream(path));
+    const open = (): Readable => createReadStream(path);
+    await checkLineLimit(path, format, maxLines);
 
     if (opts.strict) {
       const rejected: Rejected[] = [];
@@ -102,32 +104,39 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
     const rejected: Rejected[] = [];
     let chunk: Array<{ seq: number; username: string }> = [];
 
+    // One addBulk may be in flight while the next chunk is read and inserted: Postgres and
+    // Redis work overlap, and every job is still added only after its row is committed.
+    let inFlight: Promise<unknown> = Promise.resolve();
     const flush = async () => {
       if (chunk.length === 0) return;
+      const rows = chunk;
+      chunk = [];
       if (!batchReady) {
         await createBatch(ctx.db.db, { id: batchId, name: opts.name ?? null });
         batchReady = true;
       }
-      const inserted = await addItems(ctx.db.db, batchId, chunk);
-      duplicates += chunk.length - inserted.length;
+      const inserted = await addItems(ctx.db.db, batchId, rows);
+      duplicates += rows.length - inserted.length;
       accepted += inserted.length;
       const toQueue = appending
         ? await pendingAmong(
             ctx.db.db,
             batchId,
-            chunk.map((r) => r.username),
+            rows.map((r) => r.username),
           )
         : inserted.map((r) => r.username);
+      await inFlight;
       if (toQueue.length) {
-        await ctx.queue.addBulk(
+        inFlight = ctx.queue.addBulk(
           toQueue.map((username) => ({
             name: CHECK_JOB,
             data: { batchId, username },
             opts: { jobId: checkJobId(batchId, username) },
           })),
         );
+        // Handled when awaited; this keeps an early rejection from being reported as unhandled.
+        inFlight.catch(() => undefined);
       }
-      chunk = [];
     };
 
     try {
@@ -141,6 +150,7 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
         if (chunk.length >= ENQUEUE_CHUNK) await flush();
       }
       await flush();
+      await inFlight;
     } catch (e) {
       if (batchReady && !(e instanceof UsageError) && !(e instanceof InputError)) {
         throw new Error(
@@ -163,6 +173,58 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
   }
 }
 
+/**
+ * Refuses an input over the line limit before anything is written: newline bytes are counted
+ * (fast, no parsing); for JSON, whose entries may share a line, commas bound the element count
+ * and only a file that might exceed is counted exactly.
+ */
+async function checkLineLimit(path: string, format: InputFormat, maxLines: number): Promise<void> {
+  const { size } = await stat(path);
+  if (size <= maxLines) return; // every line takes at least one byte
+  let newlines = 0;
+  let commas = 0;
+  let last = 0x0a;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) newlines++;
+    for (let i = chunk.indexOf(0x2c); i !== -1; i = chunk.indexOf(0x2c, i + 1)) commas++;
+    if (chunk.length) last = chunk[chunk.length - 1]!;
+  }
+  const lines = newlines + (last === 0x0a ? 0 : 1);
+  const tooMany = () =>
+    new UsageError(
+      `input has more than ${maxLines} lines (the limit); split it or raise --max-lines`,
+    );
+  const json = format === 'json' || (format === 'auto' && (await firstByte(path)) === 0x5b);
+  if (!json) {
+    if (lines > maxLines) throw tooMany();
+    return;
+  }
+  if (commas + 1 <= maxLines) return;
+  let entries = 0;
+  for await (const _ of readEntries(createReadStream(path), 'json'))
+    if (++entries > maxLines) throw tooMany();
+}
+
+async function firstByte(path: string): Promise<number | undefined> {
+  for await (const chunk of createReadStream(path, {
+    start: 0,
+    end: 4095,
+  }) as AsyncIterable<Buffer>) {
+    const i = chunk.findIndex(
+      (b) =>
+        b !== 0x20 &&
+        b !== 0x0a &&
+        b !== 0x0d &&
+        b !== 0x09 &&
+        b !== 0xef &&
+        b !== 0xbb &&
+        b !== 0xbf,
+    );
+    if (i >= 0) return chunk[i];
+  }
+  return undefined;
+}
+
 /** Every entry of the input, normalised: an accepted name or a rejection with its reason. */
 async function* validated(
   stream: Readable,
@@ -171,7 +233,6 @@ async function* validated(
 ): AsyncGenerator<{ line: number; username: string } | Rejected> {
   for await (const e of readEntries(stream, format)) {
     if (e.line > maxLines) {
-      stream.destroy();
       throw new UsageError(
         `input has more than ${maxLines} lines (the limit); split it or raise --max-lines`,
       );

@@ -1,0 +1,1 @@
+ALTER TABLE "batch_log" ADD COLUMN "cache_hits" integer;
