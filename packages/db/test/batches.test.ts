@@ -5,6 +5,7 @@ import {
   addItems,
   createBatch,
   getBatchStatus,
+  deleteOlderThan,
   markBatchStarted,
   migrate,
   openDb,
@@ -127,5 +128,45 @@ describe('batch lifecycle', () => {
     expect((await getBatchStatus(h.db, id))!.state).toBe('running');
     await sealBatch(h.db, id, { duplicates: 0, rejected: 0 });
     expect((await getBatchStatus(h.db, id))!.state).toBe('completed');
+  });
+});
+
+describe('retention', () => {
+  it('deletes completed batches finished before the cutoff with their items and log, and old log rows', async () => {
+    const old = randomUUID();
+    const fresh = randomUUID();
+    const unfinished = randomUUID();
+    for (const id of [old, fresh, unfinished]) {
+      await createBatch(h.db, { id });
+      await addItems(h.db, id, [{ seq: 1, username: 'r' }]);
+      await sealBatch(h.db, id, { duplicates: 0, rejected: 0 });
+    }
+    await recordResult(h.db, old, 'r', { status: 'none', attempts: 1 });
+    await recordResult(h.db, fresh, 'r', { status: 'none', attempts: 1 });
+    const c = new pg.Client({ connectionString: tdb.url });
+    await c.connect();
+    await c.query("UPDATE batches SET finished_at = now() - interval '40 days' WHERE id = $1", [
+      old,
+    ]);
+    await c.query("UPDATE batches SET created_at = now() - interval '40 days' WHERE id = $1", [
+      unfinished,
+    ]);
+    await c.query("UPDATE batch_log SET at = now() - interval '40 days' WHERE batch_id = $1", [
+      unfinished,
+    ]);
+    const gone = await deleteOlderThan(h.db, new Date(Date.now() - 30 * 86_400_000));
+    expect(gone.batches).toBe(1);
+    expect(gone.logRows).toBeGreaterThan(0);
+    const left = await c.query('SELECT id FROM batches WHERE id = ANY($1) ORDER BY id', [
+      [old, fresh, unfinished],
+    ]);
+    expect(left.rows.map((r) => r.id).sort()).toEqual([fresh, unfinished].sort());
+    const items = await c.query('SELECT count(*)::int AS n FROM items WHERE batch_id = $1', [old]);
+    expect(items.rows[0].n).toBe(0);
+    const logs = await c.query('SELECT count(*)::int AS n FROM batch_log WHERE batch_id = $1', [
+      unfinished,
+    ]);
+    expect(logs.rows[0].n).toBe(0);
+    await c.end();
   });
 });
