@@ -14,7 +14,12 @@ import {
   parseCheckPayload,
   type CheckPayload,
 } from '@storycheck/queue';
-import { StoryChecker, ThrottledError, type CheckResult } from '@storycheck/story-checker';
+import {
+  StoriesCoalescer,
+  StoryChecker,
+  ThrottledError,
+  type CheckResult,
+} from '@storycheck/story-checker';
 import { actionFor, causeChain, errorCode, throttleDelayMs } from './outcomes.js';
 import { startMaintenance } from './maintenance.js';
 
@@ -61,6 +66,14 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     logger,
   });
   const abort = new AbortController();
+  // The ids of jobs in flight share reels_media requests (DESIGN.md "Requests per check").
+  const coalescer = new StoriesCoalescer({
+    fetch: (ids) => checker.fetchStories(ids, { signal: abort.signal }),
+    chunkSize: config.storiesChunkSize,
+    maxWaitMs: config.storiesMaxWaitMs,
+    onShrink: (n) =>
+      logger.warn('upstream refused the reel count; chunk size halved', { chunkSize: n }),
+  });
   const startedBatches = new Set<string>();
   let throttleStreak = 0;
 
@@ -83,7 +96,10 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     const t0 = new Date();
     let result: CheckResult;
     try {
-      result = await checker.check(username, { signal: abort.signal });
+      result = await checker.check(username, {
+        signal: abort.signal,
+        loadStories: (id) => coalescer.load(id),
+      });
     } catch (err) {
       const action = actionFor(err);
       const finishedAt = new Date();
@@ -237,6 +253,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       if (timedOut) {
         logger.warn('shutdown deadline passed; aborting in-flight checks', { timeoutMs });
         abort.abort(); // in-flight checks put their jobs back (delay 0, no attempt spent)
+        coalescer.flush();
         const settled = await Promise.race([
           graceful.then(() => true),
           new Promise<boolean>((r) => setTimeout(() => r(false), 3_000).unref()),

@@ -22,6 +22,7 @@ describe('one batch end to end', () => {
   it('enqueue → two workers → result rows match the simulator, exactly once', async () => {
     const names = [...sim.world.usernames().slice(0, 120), 'nobody.here_1', 'nobody.here_2'];
     const batchId = await h.enqueue(names);
+    const stories0 = sim.stats().byKind.reels_media;
     h.startWorker(sim);
     h.startWorker(sim);
     await waitFor(
@@ -50,6 +51,10 @@ describe('one batch end to end', () => {
       expect(r.checked_at).not.toBeNull();
     }
     expect(active).toBeGreaterThan(10);
+    // The stories of jobs in flight shared requests: far fewer reels_media requests than users.
+    const storyRequests = sim.stats().byKind.reels_media - stories0;
+    const withId = rows.filter((r: { user_id: string | null }) => r.user_id !== null).length;
+    expect(storyRequests).toBeLessThan(withId / 2);
     await h.expectCountersExact(batchId);
     // Every check left a batch-log row with its timings.
     const log = await h.client.query(

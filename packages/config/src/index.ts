@@ -95,6 +95,10 @@ const envSchema = z.object({
   WORKER_LOCK_DURATION: duration.default(parseDurationMs('30s')),
   /** Batches completed longer ago than this, and batch-log rows older than this, are deleted (ms). */
   RETENTION: duration.default(parseDurationMs('30d')),
+  /** Most user ids in one reels_media request (halved automatically on "too many reels"). */
+  STORIES_CHUNK_SIZE: posInt.max(100).default(20),
+  /** How long a story lookup waits for others to share its request (ms). */
+  STORIES_MAX_WAIT: duration.default(parseDurationMs('20ms')),
   /** Timeout of one upstream request (ms). */
   REQUEST_TIMEOUT: duration.default(parseDurationMs('15s')),
   /** User-id cache TTL (ms); ids never change, usernames can. */
@@ -138,6 +142,8 @@ export interface Config {
   workerLockDurationMs: number;
   retentionMs: number;
   requestTimeoutMs: number;
+  storiesChunkSize: number;
+  storiesMaxWaitMs: number;
   userIdCacheTtlMs: number;
   storyCacheTtlMs: number;
   allowPrivateProxies: boolean;
@@ -186,6 +192,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerLockDurationMs: e.WORKER_LOCK_DURATION,
     retentionMs: e.RETENTION,
     requestTimeoutMs: e.REQUEST_TIMEOUT,
+    storiesChunkSize: e.STORIES_CHUNK_SIZE,
+    storiesMaxWaitMs: e.STORIES_MAX_WAIT,
     userIdCacheTtlMs: e.USER_ID_CACHE_TTL,
     storyCacheTtlMs: e.STORY_CACHE_TTL,
     allowPrivateProxies: e.ALLOW_PRIVATE_PROXIES,

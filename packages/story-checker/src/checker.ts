@@ -50,8 +50,46 @@ export interface CheckResult {
   timings: { total: PhaseTiming; profile: PhaseTiming | null; stories: PhaseTiming | null };
 }
 
+/** What a profile lookup found; `userId` is null when the answer was "not authorized". */
+export type ProfileLookup =
+  { found: false } | { found: true; userId: string | null; username: string; isPrivate: boolean };
+
+/**
+ * The result for a user from its profile facts and its story state (undefined: no reel in
+ * the answer). A private user without a visible reel is `private`; with a reel it is read
+ * like anyone else (a followed private account).
+ */
+export function storyResult(
+  userId: string,
+  isPrivate: boolean,
+  state: StoryState | undefined,
+): Omit<CheckResult, 'requests' | 'timings'> {
+  if (!state || state.storyCount === 0) {
+    return {
+      status: isPrivate && !state ? 'private' : 'none',
+      userId,
+      storyCount: 0,
+      latestStoryAt: null,
+      expiresAt: null,
+    };
+  }
+  return {
+    status: 'active',
+    userId,
+    storyCount: state.storyCount,
+    latestStoryAt:
+      state.latestTakenAtSecs === null ? null : new Date(state.latestTakenAtSecs * 1000),
+    expiresAt: state.expiresAtSecs === null ? null : new Date(state.expiresAtSecs * 1000),
+  };
+}
+
 /** Per-check options. */
 export interface CheckOptions {
+  /**
+   * Loads the story state of one user id, e.g. through a coalescer that shares one request
+   * among many jobs. Default: one reels_media request per check.
+   */
+  loadStories?: (userId: string) => Promise<StoryState | undefined>;
   /** Aborts in-flight requests (worker shutdown). */
   signal?: AbortSignal;
   /** Session to send the requests as; none = logged out. */
@@ -89,64 +127,62 @@ export class StoryChecker {
     });
   }
 
-  /** Checks one username: does it have an active story right now? */
-  async check(username: string, opts: CheckOptions = {}): Promise<CheckResult> {
-    const t0 = Date.now();
-    const p0 = performance.now();
-    let requests = 0;
-
-    const profileStart = Date.now();
-    const pp = performance.now();
-    requests += 1;
-    const profileAnswer = await this.get(
+  /**
+   * Looks a username up (one web_profile_info request): its user id and private flag, or that
+   * it does not exist. "Not authorized" answers mean private.
+   */
+  async lookupProfile(username: string, opts: CheckOptions = {}): Promise<ProfileLookup> {
+    const answer = await this.get(
       `/api/v1/users/web_profile_info/?username=${encodeURIComponent(username)}`,
       'profile',
       opts,
     );
-    const profileTiming = {
-      startedAtMs: profileStart,
+    if (answer.kind === 'not_found') return { found: false };
+    if (answer.kind === 'private') return { found: true, userId: null, username, isPrivate: true };
+    const p = parseProfile(answer.body);
+    return p.found
+      ? { found: true, userId: p.userId, username: p.username, isPrivate: p.isPrivate }
+      : { found: false };
+  }
+
+  /**
+   * Checks one username: does it have an active story right now? Profile lookup, then the
+   * stories phase through `opts.loadStories` when given (the worker's coalescer, which puts the
+   * ids of many jobs into one request), else one reels_media request of its own. Both phases
+   * and the whole check are timed.
+   */
+  async check(username: string, opts: CheckOptions = {}): Promise<CheckResult> {
+    const t0 = Date.now();
+    const p0 = performance.now();
+    let requests = 1;
+    const pp = performance.now();
+    const profile = await this.lookupProfile(username, opts);
+    const profileTiming: PhaseTiming = {
+      startedAtMs: t0,
       durationMs: Math.round(performance.now() - pp),
     };
-    const timings = () => ({
-      total: { startedAtMs: t0, durationMs: Math.round(performance.now() - p0) },
-      profile: profileTiming,
-      stories: storiesTiming,
-    });
     let storiesTiming: PhaseTiming | null = null;
+    const done = (r: Omit<CheckResult, 'requests' | 'timings'>): CheckResult => ({
+      ...r,
+      requests,
+      timings: {
+        total: { startedAtMs: t0, durationMs: Math.round(performance.now() - p0) },
+        profile: profileTiming,
+        stories: storiesTiming,
+      },
+    });
     const empty = { userId: null, storyCount: 0, latestStoryAt: null, expiresAt: null };
-
-    if (profileAnswer.kind === 'not_found')
-      return { status: 'not_found', ...empty, requests, timings: timings() };
-    if (profileAnswer.kind === 'private')
-      return { status: 'private', ...empty, requests, timings: timings() };
-    const profile = parseProfile(profileAnswer.body);
-    if (!profile.found) return { status: 'not_found', ...empty, requests, timings: timings() };
+    if (!profile.found) return done({ status: 'not_found', ...empty });
+    if (profile.userId === null) return done({ status: 'private', ...empty });
 
     const storiesStart = Date.now();
     const sp = performance.now();
     requests += 1;
-    const states = await this.fetchStories([profile.userId], opts);
+    const state = opts.loadStories
+      ? await opts.loadStories(profile.userId)
+      : (await this.fetchStories([profile.userId], opts)).get(profile.userId);
     storiesTiming = { startedAtMs: storiesStart, durationMs: Math.round(performance.now() - sp) };
-    const state = states.get(profile.userId);
-    if (!state || state.storyCount === 0) {
-      return {
-        status: profile.isPrivate && !state ? 'private' : 'none',
-        ...empty,
-        userId: profile.userId,
-        requests,
-        timings: timings(),
-      };
-    }
-    return {
-      status: 'active',
-      userId: profile.userId,
-      storyCount: state.storyCount,
-      latestStoryAt:
-        state.latestTakenAtSecs === null ? null : new Date(state.latestTakenAtSecs * 1000),
-      expiresAt: state.expiresAtSecs === null ? null : new Date(state.expiresAtSecs * 1000),
-      requests,
-      timings: timings(),
-    };
+    return done(storyResult(profile.userId, profile.isPrivate, state));
   }
 
   /** One reels_media request for many user ids; returns the story state of those with a reel. */

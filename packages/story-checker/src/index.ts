@@ -17,3 +17,5 @@ export {
   type SessionCookies,
   type StoryCheckerOptions,
 } from './checker.js';
+export { StoriesCoalescer, type CoalescerOptions } from './coalescer.js';
+export { storyResult, type ProfileLookup } from './checker.js';
