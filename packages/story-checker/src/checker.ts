@@ -1,9 +1,10 @@
-import http from 'node:http';
-import https from 'node:https';
-import got, { RequestError, type Got } from 'got';
+import type https from 'node:https';
+import got, { RequestError, type Got, type RequestFunction } from 'got';
+import http2wrapper from 'http2-wrapper';
+import { AgentPool } from './agents.js';
 import type { Logger } from '@storycheck/logger';
 import { classifyAnswer, type AnswerFacts } from './classify.js';
-import { MalformedResponseError, StoryCheckError, UpstreamError } from './errors.js';
+import { MalformedResponseError, ProxyError, StoryCheckError, UpstreamError } from './errors.js';
 import { parseProfile, parseReelsMedia, type StoryState } from './parse.js';
 
 /** Instagram's web app id; without it the upstream answers "useragent mismatch". */
@@ -30,6 +31,21 @@ export interface StoryCheckerOptions {
   logger?: Logger;
   /** User-Agent header. Default {@link DEFAULT_USER_AGENT}. */
   userAgent?: string;
+  /**
+   * HTTP/2 for https origins (also inside a proxy's CONNECT tunnel). Default true: the
+   * upstream refuses HTTP/1.1 on its web API. Plain-http origins always use HTTP/1.1.
+   */
+  http2?: boolean;
+  /** Deadline of one whole check (profile + stories) in ms. Default 60 000. */
+  checkDeadlineMs?: number;
+  /** Extra CA certificates (PEM) to trust, e.g. a TLS-intercepting corporate proxy's. */
+  ca?: string;
+}
+
+/** A proxy to send through: its label (for logs) and URL (credentials included, never logged). */
+export interface ProxyTarget {
+  label: string;
+  url: string;
 }
 
 /** Start, end and duration of one phase, in ms since epoch and ms. */
@@ -92,6 +108,8 @@ export interface CheckOptions {
   loadStories?: (userId: string) => Promise<StoryState | undefined>;
   /** Aborts in-flight requests (worker shutdown). */
   signal?: AbortSignal;
+  /** Proxy of the session; none = direct. */
+  proxy?: ProxyTarget;
   /** Session to send the requests as; none = logged out. */
   session?: SessionCookies;
 }
@@ -107,23 +125,24 @@ export class StoryChecker {
   private readonly baseUrl: string;
   private readonly logger: Logger | undefined;
   private readonly userAgent: string;
-  private readonly agents = {
-    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
-  };
+  private readonly agents = new AgentPool();
+  private readonly useHttp2: boolean;
+  private readonly checkDeadlineMs: number;
 
   constructor(opts: StoryCheckerOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.logger = opts.logger;
     this.userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
+    this.useHttp2 = (opts.http2 ?? true) && this.baseUrl.startsWith('https:');
+    this.checkDeadlineMs = opts.checkDeadlineMs ?? 60_000;
     this.http = got.extend({
       followRedirect: false,
       throwHttpErrors: false,
       retry: { limit: 0 },
       timeout: { request: opts.requestTimeoutMs ?? 15_000 },
       responseType: 'text',
-      agent: this.agents,
       decompress: true,
+      ...(opts.ca ? { https: { certificateAuthority: opts.ca } } : {}),
     });
   }
 
@@ -151,7 +170,10 @@ export class StoryChecker {
    * ids of many jobs into one request), else one reels_media request of its own. Both phases
    * and the whole check are timed.
    */
-  async check(username: string, opts: CheckOptions = {}): Promise<CheckResult> {
+  async check(username: string, outer: CheckOptions = {}): Promise<CheckResult> {
+    const deadline = AbortSignal.timeout(this.checkDeadlineMs);
+    const signal = outer.signal ? AbortSignal.any([outer.signal, deadline]) : deadline;
+    const opts: CheckOptions = { ...outer, signal };
     const t0 = Date.now();
     const p0 = performance.now();
     let requests = 1;
@@ -179,7 +201,7 @@ export class StoryChecker {
     const sp = performance.now();
     requests += 1;
     const state = opts.loadStories
-      ? await opts.loadStories(profile.userId)
+      ? await untilAborted(opts.loadStories(profile.userId), signal)
       : (await this.fetchStories([profile.userId], opts)).get(profile.userId);
     storiesTiming = { startedAtMs: storiesStart, durationMs: Math.round(performance.now() - sp) };
     return done(storyResult(profile.userId, profile.isPrivate, state));
@@ -198,10 +220,9 @@ export class StoryChecker {
     return parseReelsMedia(answer.body, Math.floor(Date.now() / 1000));
   }
 
-  /** Closes keep-alive sockets. */
+  /** Closes keep-alive sockets and HTTP/2 sessions. */
   close(): void {
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.agents.destroy();
   }
 
   private async get(
@@ -229,9 +250,20 @@ export class StoryChecker {
     const started = performance.now();
     let res;
     try {
-      res = await this.http.get(`${this.baseUrl}${path}`, { headers, signal: opts.signal });
+      const set = this.agents.get(opts.proxy?.url);
+      res = await this.http.get(`${this.baseUrl}${path}`, {
+        headers,
+        signal: opts.signal,
+        // HTTP/2 is forced (no ALPN probe that would bypass the proxy): http2-wrapper's request
+        // with its agent in got's https slot.
+        agent: {
+          http: set.http,
+          https: this.useHttp2 ? (set.http2 as unknown as https.Agent) : set.https,
+        },
+        ...(this.useHttp2 ? { request: http2wrapper.request as unknown as RequestFunction } : {}),
+      });
     } catch (e) {
-      throw networkError(e, endpoint);
+      throw networkError(e, endpoint, opts);
     }
     const durationMs = Math.round(performance.now() - started);
     this.logger?.debug('upstream request', {
@@ -253,14 +285,64 @@ export class StoryChecker {
   }
 }
 
-function networkError(e: unknown, endpoint: string): StoryCheckError {
+function networkError(e: unknown, endpoint: string, opts: CheckOptions): StoryCheckError {
   if (e instanceof StoryCheckError) return e;
-  if (e instanceof RequestError) {
-    const code = e.code === 'ETIMEDOUT' ? 'timeout' : 'network_error';
-    return new UpstreamError(`${endpoint} request failed: ${e.code}`, { code, cause: e });
+  const signal = opts.signal;
+  if (signal?.aborted) {
+    const reason = signal.reason as { name?: string } | undefined;
+    return reason?.name === 'TimeoutError'
+      ? new UpstreamError(`${endpoint}: check deadline passed`, { code: 'deadline', cause: e })
+      : new UpstreamError(`${endpoint} request aborted`, { code: 'aborted', cause: e });
   }
-  if (e instanceof Error && e.name === 'AbortError') {
-    return new UpstreamError(`${endpoint} request aborted`, { code: 'aborted', cause: e });
+  const code = (e as { code?: string }).code ?? '';
+  if (opts.proxy) {
+    // Through a proxy we only ever connect to the proxy: failing to connect, a reset, a refused
+    // tunnel (407, 5xx on CONNECT) are the proxy's. A slow answer inside a working tunnel is not.
+    const slowAnswer =
+      e instanceof RequestError && e.name === 'TimeoutError' && /response|read/.test(e.message);
+    if (!slowAnswer) {
+      return new ProxyError(
+        `${endpoint} via proxy ${opts.proxy.label} failed: ${code || (e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+  }
+  if (e instanceof RequestError) {
+    return new UpstreamError(`${endpoint} request failed: ${code}`, {
+      code: code === 'ETIMEDOUT' ? 'timeout' : 'network_error',
+      cause: e,
+    });
   }
   return new UpstreamError(`${endpoint} request failed`, { cause: e });
+}
+
+/** Resolves like `p`, or rejects with the signal's reason once it aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function abortError(signal: AbortSignal): StoryCheckError {
+  const reason = signal.reason as { name?: string } | undefined;
+  return reason?.name === 'TimeoutError'
+    ? new UpstreamError('stories: check deadline passed', {
+        code: 'deadline',
+        cause: signal.reason,
+      })
+    : new UpstreamError('stories request aborted', { code: 'aborted', cause: signal.reason });
 }

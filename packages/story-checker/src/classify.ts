@@ -1,6 +1,7 @@
 import {
   ClientBugError,
   MalformedResponseError,
+  ProxyError,
   SessionBlockedError,
   SessionDeadError,
   ThrottledError,
@@ -108,7 +109,7 @@ export function classifyAnswer(a: AnswerFacts): Classified {
   if (a.status === 407) {
     return {
       kind: 'error',
-      error: new UpstreamError('proxy authentication required', { ...info, code: 'proxy_auth' }),
+      error: new ProxyError('proxy authentication required (407)', info),
     };
   }
   if (a.status === 400) {

@@ -14,6 +14,7 @@ export {
   type CheckOptions,
   type CheckResult,
   type PhaseTiming,
+  type ProxyTarget,
   type SessionCookies,
   type StoryCheckerOptions,
 } from './checker.js';

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import {
   ClientBugError,
   MalformedResponseError,
+  ProxyError,
   SessionBlockedError,
   SessionDeadError,
   ThrottledError,
@@ -128,6 +129,7 @@ const table: Array<
     UpstreamError,
     'too_many_reels',
   ],
+  ['407 from a proxy', { status: 407, body: '' }, ProxyError],
   ['500', { status: 500, body: 'oops' }, UpstreamError],
   ['502', { status: 502, body: '<html>bad gateway</html>' }, UpstreamError],
   ['560', { status: 560, body: '' }, UpstreamError],

@@ -1,0 +1,219 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { createLogger, registerSecret } from '@storycheck/logger';
+import { startProxies, startSim, type ProxyPool, type SimServer } from '@storycheck/upstream-sim';
+import {
+  ProxyError,
+  SessionBlockedError,
+  SessionDeadError,
+  StoryChecker,
+  type ProxyTarget,
+} from '../src/index.js';
+
+const PROXY_PASS = 'CANARYproxyPw77';
+const COOKIE = 'CANARYsessionCookie4242';
+
+let sim: SimServer;
+let pool: ProxyPool;
+let logText = '';
+const logger = createLogger({
+  level: 'debug',
+  format: 'json',
+  stream: new Writable({
+    write(c, _e, cb) {
+      logText += c.toString();
+      cb();
+    },
+  }),
+});
+
+/** The proxy with credentials in its URL, as the pool hands it to the checker. */
+function target(i: number, pass = PROXY_PASS): ProxyTarget {
+  const p = pool.proxies[i]!;
+  const u = new URL(p.url);
+  u.username = 'tester';
+  u.password = pass;
+  return { label: p.label, url: u.href };
+}
+
+beforeAll(async () => {
+  registerSecret(PROXY_PASS);
+  registerSecret(COOKIE);
+  sim = await startSim({ seed: 3, size: 200 });
+  pool = await startProxies({ count: 3, auth: { user: 'tester', pass: PROXY_PASS } });
+});
+afterAll(async () => {
+  await pool.close();
+  await sim.close();
+});
+
+describe('through a real loopback proxy with credentials', () => {
+  it('answers right, and the upstream sees the proxy’s egress address', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const names = sim.world.usernames().slice(0, 20);
+      for (const u of names) {
+        const r = await checker.check(u, {
+          proxy: target(1),
+          session: { sessionid: COOKIE, csrftoken: 'tok12345' },
+        });
+        expect(r.status).toBe(sim.world.truth(u, now).status);
+      }
+      const clients = new Set(
+        sim
+          .requestLog()
+          .slice(-40)
+          .map((e) => (e.client ?? '').replace(/^::ffff:/, '')),
+      );
+      expect(clients).toEqual(new Set([pool.proxies[1]!.egress]));
+      const st = pool.stats()[pool.proxies[1]!.label]!;
+      // hpagent tunnels (CONNECT) even to http origins; keep-alive reuses the tunnels.
+      expect(st.requests + st.tunnels).toBeGreaterThan(0);
+    } finally {
+      checker.close();
+    }
+  });
+
+  it.each([{ mode: '407' as const }, { mode: 'refuse' as const }, { mode: 'reset' as const }])(
+    'a broken proxy ($mode) gives ProxyError, never a session error',
+    async ({ mode }) => {
+      const checker = new StoryChecker({ baseUrl: sim.url, logger, requestTimeoutMs: 2_000 });
+      await pool.setBroken(pool.proxies[2]!.label, mode);
+      try {
+        const err = await checker
+          .check(sim.world.usernames()[0]!, { proxy: target(2) })
+          .catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ProxyError);
+        expect(err).not.toBeInstanceOf(SessionDeadError);
+        expect(err).not.toBeInstanceOf(SessionBlockedError);
+        expect(String((err as Error).message)).not.toContain(PROXY_PASS);
+      } finally {
+        await pool.setBroken(pool.proxies[2]!.label, null);
+        checker.close();
+      }
+    },
+  );
+
+  it('wrong proxy credentials are a ProxyError (407)', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    try {
+      const err = await checker
+        .check(sim.world.usernames()[0]!, { proxy: target(0, 'wrong-pass') })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProxyError);
+    } finally {
+      checker.close();
+    }
+  });
+});
+
+describe('HTTP/2 for https origins', () => {
+  let dir: string;
+  let front: http2.Http2SecureServer;
+  let frontUrl: string;
+  let ca: string;
+  const protocols: string[] = [];
+
+  beforeAll(async () => {
+    // A TLS front that speaks HTTP/2 only (like the upstream since 2026) and relays to the sim.
+    dir = mkdtempSync(join(tmpdir(), 'sc-h2-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    ca = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    front = http2.createSecureServer({
+      key: readFileSync(join(dir, 'key.pem')),
+      cert: ca,
+      allowHTTP1: false,
+    });
+    front.on('stream', (stream, headers) => {
+      protocols.push('h2');
+      const path = String(headers[':path']);
+      const fwd: Record<string, string> = {};
+      for (const [k, v] of Object.entries(headers))
+        if (!k.startsWith(':') && typeof v === 'string') fwd[k] = v;
+      fetch(`${sim.url}${path}`, { headers: fwd, redirect: 'manual' })
+        .then(async (r) => {
+          const body = await r.text();
+          stream.respond({
+            ':status': r.status,
+            'content-type': r.headers.get('content-type') ?? 'text/plain',
+          });
+          stream.end(body);
+        })
+        .catch(() => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    frontUrl = `https://127.0.0.1:${(front.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((r) => front.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is used by default, directly and inside a proxy’s CONNECT tunnel', async () => {
+    const checker = new StoryChecker({ baseUrl: frontUrl, ca, logger });
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const u = sim.world.users.find(
+        (x) => !x.isPrivate && sim.world.truth(x.username, now).status === 'active',
+      )!;
+      const direct = await checker.check(u.username);
+      expect(direct.status).toBe('active');
+      const tunnelsBefore = pool.stats()[pool.proxies[0]!.label]!.tunnels;
+      const viaProxy = await checker.check(u.username, { proxy: target(0) });
+      expect(viaProxy.status).toBe('active');
+      expect(pool.stats()[pool.proxies[0]!.label]!.tunnels).toBeGreaterThan(tunnelsBefore);
+      expect(protocols.length).toBeGreaterThanOrEqual(4);
+    } finally {
+      checker.close();
+    }
+  });
+
+  it('HTTP/1.1 is refused by such an origin (why HTTP/2 is the default)', async () => {
+    const checker = new StoryChecker({
+      baseUrl: frontUrl,
+      ca,
+      http2: false,
+      logger,
+      requestTimeoutMs: 3_000,
+    });
+    try {
+      await expect(checker.check(sim.world.usernames()[0]!)).rejects.toThrow();
+    } finally {
+      checker.close();
+    }
+  });
+});
+
+describe('secrets', () => {
+  it('no proxy password or cookie in any log line, error message or cause chain', () => {
+    expect(logText.length).toBeGreaterThan(0);
+    expect(logText).not.toContain(PROXY_PASS);
+    expect(logText).not.toContain(COOKIE);
+  });
+});
