@@ -4,8 +4,15 @@ import http2wrapper from 'http2-wrapper';
 import { AgentPool } from './agents.js';
 import type { Logger } from '@storycheck/logger';
 import { classifyAnswer, type AnswerFacts } from './classify.js';
-import { MalformedResponseError, ProxyError, StoryCheckError, UpstreamError } from './errors.js';
-import { parseProfile, parseReelsMedia, type StoryState } from './parse.js';
+import {
+  MalformedResponseError,
+  ProxyError,
+  SessionBlockedError,
+  SessionDeadError,
+  StoryCheckError,
+  UpstreamError,
+} from './errors.js';
+import { parseCurrentUser, parseProfile, parseReelsMedia, type StoryState } from './parse.js';
 
 /** Instagram's web app id; without it the upstream answers "useragent mismatch". */
 export const IG_APP_ID = '936619743392459';
@@ -220,6 +227,33 @@ export class StoryChecker {
     return parseReelsMedia(answer.body, Math.floor(Date.now() / 1000));
   }
 
+  /**
+   * Asks the upstream whether a session is still logged in (accounts/current_user). Answers
+   * `alive` with the account's username, or `dead`/`blocked` with the error; throttling and
+   * upstream trouble are thrown (ThrottledError, UpstreamError, ProxyError) — they say nothing
+   * about the session and must never be read as "logged out".
+   */
+  async checkSession(
+    opts: CheckOptions & { session: SessionCookies },
+  ): Promise<
+    | { state: 'alive'; username: string | null }
+    | { state: 'dead' | 'blocked'; error: StoryCheckError }
+  > {
+    try {
+      const answer = await this.get(
+        '/api/v1/accounts/current_user/?edit=true',
+        'current_user',
+        opts,
+      );
+      const user = parseCurrentUser(answer.body);
+      return { state: 'alive', username: user };
+    } catch (e) {
+      if (e instanceof SessionDeadError) return { state: 'dead', error: e };
+      if (e instanceof SessionBlockedError) return { state: 'blocked', error: e };
+      throw e;
+    }
+  }
+
   /** Closes keep-alive sockets and HTTP/2 sessions. */
   close(): void {
     this.agents.destroy();
@@ -248,6 +282,7 @@ export class StoryChecker {
       headers.cookie = cookies.join('; ');
     }
     const started = performance.now();
+    const startedAtMs = Date.now();
     let res;
     try {
       const set = this.agents.get(opts.proxy?.url);
@@ -266,13 +301,22 @@ export class StoryChecker {
       throw networkError(e, endpoint, opts);
     }
     const durationMs = Math.round(performance.now() - started);
-    this.logger?.debug('upstream request', {
-      endpoint,
-      path: path.split('?')[0],
-      status: res.statusCode,
-      durationMs,
-      bytes: res.body.length,
-    });
+    if (this.logger?.isDebugEnabled()) {
+      // Headers and a body summary at debug only; the logger redacts cookies, CSRF tokens and
+      // proxy credentials by key and by registered value.
+      this.logger.debug('upstream request', {
+        endpoint,
+        path: path.split('?')[0],
+        proxy: opts.proxy?.label,
+        status: res.statusCode,
+        httpVersion: res.httpVersion,
+        startedAt: new Date(startedAtMs).toISOString(),
+        durationMs,
+        requestHeaders: headers,
+        responseHeaders: pickHeaders(res.headers),
+        body: summary(res.body),
+      });
+    }
     const c = classifyAnswer({
       status: res.statusCode,
       body: res.body,
@@ -345,4 +389,42 @@ function abortError(signal: AbortSignal): StoryCheckError {
         cause: signal.reason,
       })
     : new UpstreamError('stories request aborted', { code: 'aborted', cause: signal.reason });
+}
+
+const LOGGED_RESPONSE_HEADERS = [
+  'content-type',
+  'content-length',
+  'location',
+  'retry-after',
+  'set-cookie',
+  'x-ig-set-www-claim',
+];
+
+function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of LOGGED_RESPONSE_HEADERS) if (h[k] !== undefined) out[k] = h[k];
+  return out;
+}
+
+function summary(body: string): string {
+  const flat = body.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}… (${body.length} bytes)` : flat;
+}
+
+/** What the cheap, local look at a session's cookies says. */
+export type LocalSessionVerdict = { ok: true } | { ok: false; reason: string };
+
+/**
+ * The cheap local check of a session, before it is ever sent: a real `sessionid` starts with
+ * the account id (`<ds_user_id>%3A…` or `<ds_user_id>:…`) and is long; both must be present.
+ */
+export function checkSessionLocally(s: SessionCookies): LocalSessionVerdict {
+  const sid = s.sessionid?.trim() ?? '';
+  if (sid.length < 20) return { ok: false, reason: 'sessionid is too short to be real' };
+  if (/\s/.test(sid)) return { ok: false, reason: 'sessionid contains whitespace' };
+  const owner = /^(\d+)(?:%3A|:)/i.exec(sid)?.[1];
+  if (!owner) return { ok: false, reason: 'sessionid does not start with an account id' };
+  if (s.dsUserId && s.dsUserId !== owner)
+    return { ok: false, reason: 'sessionid belongs to another account than ds_user_id' };
+  return { ok: true };
 }

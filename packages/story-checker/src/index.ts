@@ -1,6 +1,7 @@
 export * from './errors.js';
 export { classifyAnswer, retryAfterMs, type AnswerFacts, type Classified } from './classify.js';
 export {
+  parseCurrentUser,
   parseJsonKeepingIds,
   parseProfile,
   parseReelsMedia,
@@ -9,6 +10,8 @@ export {
 } from './parse.js';
 export {
   StoryChecker,
+  checkSessionLocally,
+  type LocalSessionVerdict,
   IG_APP_ID,
   DEFAULT_USER_AGENT,
   type CheckOptions,

@@ -126,3 +126,13 @@ function validate<T>(schema: z.ZodType<T>, body: string, what: string): T {
   }
   return r.data;
 }
+
+const currentUserSchema = z.object({
+  status: z.literal('ok'),
+  user: z.object({ username: z.string().optional() }).passthrough(),
+});
+
+/** Parses accounts/current_user: the logged-in account's username (null when not given). */
+export function parseCurrentUser(body: string): string | null {
+  return validate(currentUserSchema, body, 'current_user').user.username ?? null;
+}
