@@ -25,8 +25,19 @@ function profilePicUrl(user: SimUser, size: 150 | 320): string {
   return `${CDN}/v/t51.2885-19/${user.userId}_s${size}x${size}.jpg`;
 }
 
-/** `GET /api/v1/users/web_profile_info/` 200 body for an existing user (no story field, like the real one). */
+const profileCache = new WeakMap<SimUser, string>();
+
+/** `GET /api/v1/users/web_profile_info/` 200 body for an existing user (no story field, like the real one). Cached per user. */
 export function profileBody(user: SimUser): string {
+  let text = profileCache.get(user);
+  if (text === undefined) {
+    text = buildProfileBody(user);
+    profileCache.set(user, text);
+  }
+  return text;
+}
+
+function buildProfileBody(user: SimUser): string {
   return stringifyJson({
     data: {
       user: {
@@ -155,21 +166,35 @@ export function reelValue(user: SimUser): JsonValue {
   };
 }
 
+// Reels never change once the world exists (visibility is decided by the caller), so their JSON
+// text is built once per user: reels_media answers are then string concatenation.
+const reelJsonCache = new WeakMap<SimUser, string>();
+
+/** The JSON text of {@link reelValue}(user), cached per user. */
+export function reelJson(user: SimUser): string {
+  let text = reelJsonCache.get(user);
+  if (text === undefined) {
+    text = stringifyJson(reelValue(user));
+    reelJsonCache.set(user, text);
+  }
+  return text;
+}
+
 /** `GET /api/v1/feed/reels_media/` 200 body: `reels` keyed by user id plus the `reels_media` list. */
 export function reelsMediaBody(users: readonly SimUser[]): string {
-  const reels: Record<string, JsonValue> = {};
-  const list: JsonValue[] = [];
+  const keyed: string[] = [];
+  const list: string[] = [];
   for (const user of users) {
-    const reel = reelValue(user);
-    reels[user.userId] = reel;
+    const reel = reelJson(user);
+    keyed.push(`${JSON.stringify(user.userId)}:${reel}`);
     list.push(reel);
   }
-  return stringifyJson({ reels, reels_media: list, status: 'ok' });
+  return `{"reels":{${keyed.join(',')}},"reels_media":[${list.join(',')}],"status":"ok"}`;
 }
 
 /** `GET /api/v1/feed/user/<id>/story/` 200 body; `reel` null when no visible story. */
 export function userStoryBody(user: SimUser | null): string {
-  return stringifyJson({ broadcast: null, reel: user ? reelValue(user) : null, status: 'ok' });
+  return `{"broadcast":null,"reel":${user ? reelJson(user) : 'null'},"status":"ok"}`;
 }
 
 /**
@@ -177,12 +202,20 @@ export function userStoryBody(user: SimUser | null): string {
  * session label, so each session looks like a different (stable) checker account.
  */
 export function currentUserBody(sessionLabel: string): string {
-  const hex = sessionLabel.replace(/^s:/, '');
+  const tag = sessionLabel.replace(/^s:/, '');
+  const hex = /^[0-9a-f]{1,12}$/.test(tag)
+    ? tag
+    : createHash('sha256').update(sessionLabel).digest('hex').slice(0, 6);
   const pk = 60_000_000_000 + (parseInt(hex, 16) % 1_000_000_000);
+  const name =
+    tag
+      .toLowerCase()
+      .replace(/[^a-z0-9_.]+/g, '_')
+      .slice(0, 22) || hex;
   return stringifyJson({
     user: {
       pk,
-      username: `checker.${hex}`,
+      username: `checker.${name}`,
       full_name: '',
       is_private: true,
       is_verified: false,
