@@ -29,13 +29,14 @@ let knownSecretsRegex: RegExp | null = null;
 export function registerSecret(value: string | undefined | null): void {
   if (!value || value.length < 4 || knownSecrets.has(value)) return;
   knownSecrets.add(value);
+  // URL-encoded forms travel in cookies and query strings (a sessionid holds %3A already, so
+  // its encoding differs again: add one form, never recurse).
+  const encoded = encodeURIComponent(value);
+  if (encoded !== value) knownSecrets.add(encoded);
   const escaped = [...knownSecrets]
     .sort((a, b) => b.length - a.length)
     .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   knownSecretsRegex = new RegExp(escaped.join('|'), 'g');
-  // URL-encoded forms travel in cookies and query strings.
-  const encoded = encodeURIComponent(value);
-  if (encoded !== value) registerSecret(encoded);
 }
 
 /** Forgets every registered secret (tests only need this between cases). */

@@ -79,3 +79,15 @@ describe('redaction', () => {
     });
   });
 });
+
+describe('registerSecret with values URL-encoding changes', () => {
+  it('registers a real-looking sessionid, a password with @ and : and a base64 key, and redacts both forms', () => {
+    const sid = '1234567890%3AAbCdEfGh%3A12%3AAYdCANARY';
+    const pw = 'p@ss:w0rd/CANARY';
+    const key = 'q83vEjRWeJCrze8SNFZ4kA+/CANARY==';
+    for (const v of [sid, pw, key]) registerSecret(v);
+    const text = `${sid} ${encodeURIComponent(sid)} ${pw} ${encodeURIComponent(pw)} ${key}`;
+    const out = redactString(text);
+    expect(out).not.toContain('CANARY');
+  });
+});
