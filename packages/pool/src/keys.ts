@@ -1,0 +1,47 @@
+/**
+ * Redis key layout of one pool. Every key starts with `<prefix>:` (so a prefix owns its keys,
+ * CONTRACT.md) and carries the hash tag `{<prefix>:pool}`, so all keys of a pool land in one
+ * Redis Cluster slot and one script may touch them all.
+ */
+export interface PoolKeys {
+  /** `<prefix>:{<prefix>:pool}:` — every other key starts with it (the scripts' ARGV[1]). */
+  base: string;
+  /** SET of every session id. */
+  sessions: string;
+  /** ZSET of leasable sessions, score = Redis µs when it may next send (its proxy included). */
+  ready: string;
+  /** SET of every proxy id. */
+  proxies: string;
+  /** ZSET of proxies that are not disabled, score = Redis µs when the proxy may next send. */
+  proxyReady: string;
+  /** STRING, the global budget's TAT in µs (absent = full burst). */
+  global: string;
+  /** STRING, the lease counter. */
+  seq: string;
+  /** HASH session id → last lease µs (one HMGET reads a whole pick window). */
+  lru: string;
+  /** HASH of one session. */
+  session(id: string): string;
+  /** HASH of one proxy. */
+  proxy(id: string): string;
+  /** SET of the ids of the sessions bound to one proxy. */
+  proxySessions(id: string): string;
+}
+
+/** Builds the key layout for a STORYCHECK_PREFIX. */
+export function poolKeys(prefix: string): PoolKeys {
+  const base = `${prefix}:{${prefix}:pool}:`;
+  return {
+    base,
+    sessions: `${base}sessions`,
+    ready: `${base}ready`,
+    proxies: `${base}proxies`,
+    proxyReady: `${base}proxy-ready`,
+    global: `${base}global`,
+    seq: `${base}seq`,
+    lru: `${base}lru`,
+    session: (id) => `${base}s:${id}`,
+    proxy: (id) => `${base}p:${id}`,
+    proxySessions: (id) => `${base}p:${id}:s`,
+  };
+}

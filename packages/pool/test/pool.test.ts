@@ -1,0 +1,587 @@
+import type { Redis } from 'ioredis';
+import { createRedis } from '@storycheck/queue';
+import { createTestPrefix, sleep, TEST_REDIS_URL } from '@storycheck/testkit';
+import {
+  createPool,
+  PoolError,
+  type AcquireResult,
+  type Lease,
+  type Pool,
+  type PoolOptions,
+  type SessionState,
+} from '../src/index.js';
+import { dumpKeys, startPrivateRedis, type PrivateRedis } from './helpers.js';
+
+const rate = (count: number, periodMs: number) => ({ count, periodMs });
+/** Budgets large enough never to bind, unless a test narrows one. */
+const WIDE = {
+  sessionRate: rate(1000, 1000),
+  sessionBurst: 100,
+  proxyRate: rate(1000, 1000),
+  proxyBurst: 100,
+};
+
+const tp = createTestPrefix();
+let redis: Redis;
+let n = 0;
+
+beforeAll(() => {
+  redis = createRedis(TEST_REDIS_URL);
+});
+afterAll(async () => {
+  await tp.clean();
+  await redis.quit();
+});
+
+/** A pool under its own sub-prefix (so each test starts empty); keys still under tp.prefix. */
+function makePool(opts: Partial<PoolOptions> = {}, conn: Redis = redis): Pool & { prefix: string } {
+  const prefix = `${tp.prefix}:t${++n}`;
+  const pool = createPool({ redis: conn, prefix, defaults: WIDE, random: () => 0.5, ...opts });
+  return Object.assign(pool, { prefix });
+}
+
+function lease(r: AcquireResult): Lease {
+  if (!r.ok) throw new Error(`expected a lease, got ${JSON.stringify(r)}`);
+  return r.lease;
+}
+
+async function acquireMany(pool: Pool, count: number): Promise<AcquireResult[]> {
+  const out: AcquireResult[] = [];
+  for (let i = 0; i < count; i++) out.push(await pool.acquire());
+  return out;
+}
+
+const sessionsOf = (rs: AcquireResult[]) => rs.map((r) => (r.ok ? r.lease.sessionId : '-'));
+
+describe('acquire', () => {
+  it('leases the least recently used session, with its proxy and labels', async () => {
+    const pool = makePool();
+    await pool.upsertProxy({ id: 'p1', label: 'proxy one' });
+    for (const id of ['a', 'b', 'c'])
+      await pool.upsertSession({ id, label: `session ${id}`, proxyId: 'p1' });
+    const rs = await acquireMany(pool, 6);
+    expect(sessionsOf(rs)).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+    const first = lease(rs[0]!);
+    expect(first).toMatchObject({
+      sessionLabel: 'session a',
+      proxyId: 'p1',
+      proxyLabel: 'proxy one',
+    });
+    expect(new Set(rs.map((r) => lease(r).leaseId)).size).toBe(6);
+    // Redis time, µs, increasing.
+    const times = rs.map((r) => lease(r).atUs);
+    expect([...times].sort((x, y) => x - y)).toEqual(times);
+  });
+
+  it('admits the burst, then one per interval, and says how long to wait', async () => {
+    const pool = makePool({ defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 3 } });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const rs = await acquireMany(pool, 4);
+    expect(rs.slice(0, 3).every((r) => r.ok)).toBe(true);
+    const rejected = rs[3]!;
+    if (rejected.ok || rejected.reason !== 'budget') throw new Error('expected budget');
+    // The 4th is due one interval (100 ms) after the first admission.
+    expect(rejected.waitMs).toBeGreaterThan(0);
+    expect(rejected.waitMs).toBeLessThanOrEqual(100);
+    await sleep(rejected.waitMs + 2);
+    expect((await pool.acquire()).ok).toBe(true);
+    const again = await pool.acquire();
+    expect(again.ok).toBe(false);
+  });
+
+  it('the proxy budget and the global budget bind too', async () => {
+    const pool = makePool({
+      defaults: { ...WIDE, proxyRate: rate(1, 60_000), proxyBurst: 2 },
+    });
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    for (const id of ['a', 'b', 'c']) await pool.upsertSession({ id, label: id, proxyId: 'p' });
+    const rs = await acquireMany(pool, 3);
+    expect(rs.map((r) => r.ok)).toEqual([true, true, false]);
+    expect(rs[2]).toMatchObject({ reason: 'budget' });
+
+    const g = makePool({ defaults: { ...WIDE, globalRate: rate(1, 60_000), globalBurst: 2 } });
+    for (const id of ['a', 'b', 'c']) await g.upsertSession({ id, label: id, proxyId: null });
+    const gs = await acquireMany(g, 3);
+    expect(gs.map((r) => r.ok)).toEqual([true, true, false]);
+    const w = gs[2]!;
+    expect(w.ok === false && w.reason === 'budget' && w.waitMs > 50_000).toBe(true);
+  });
+
+  it('a rejected call changes no state (DUMP of every pool key before and after)', async () => {
+    const pool = makePool({
+      defaults: {
+        ...WIDE,
+        sessionRate: rate(1, 60_000),
+        sessionBurst: 1,
+        globalRate: rate(1, 60_000),
+        globalBurst: 2,
+      },
+    });
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: 'p' });
+    await pool.upsertSession({ id: 'b', label: 'b', proxyId: 'p' });
+    await pool.upsertSession({ id: 'c', label: 'c', proxyId: 'p' });
+    expect((await acquireMany(pool, 2)).every((r) => r.ok)).toBe(true);
+    // c may send, the global budget may not: rejected by the global key after the pick.
+    const before = await dumpKeys(redis, pool.prefix);
+    expect(Object.keys(before).length).toBeGreaterThan(5);
+    for (const r of await acquireMany(pool, 5))
+      expect(r).toMatchObject({ ok: false, reason: 'budget' });
+    expect(await dumpKeys(redis, pool.prefix)).toEqual(before);
+
+    // Session budgets exhausted (no global budget).
+    const q = makePool({ defaults: { ...WIDE, sessionRate: rate(1, 60_000), sessionBurst: 1 } });
+    await q.upsertSession({ id: 'a', label: 'a', proxyId: null });
+    lease(await q.acquire());
+    const before2 = await dumpKeys(redis, q.prefix);
+    for (const r of await acquireMany(q, 5))
+      expect(r).toMatchObject({ ok: false, reason: 'budget' });
+    expect(await dumpKeys(redis, q.prefix)).toEqual(before2);
+
+    // Nothing usable at all.
+    await q.markSession('a', 'invalid');
+    const before3 = await dumpKeys(redis, q.prefix);
+    for (const r of await acquireMany(q, 3))
+      expect(r).toEqual({ ok: false, reason: 'no_usable_session' });
+    expect(await dumpKeys(redis, q.prefix)).toEqual(before3);
+  });
+
+  it('no_usable_session (operator needed) is distinct from budget (wait N ms)', async () => {
+    const pool = makePool({ defaults: { ...WIDE, sessionRate: rate(1, 60_000), sessionBurst: 1 } });
+    expect(await pool.acquire()).toEqual({ ok: false, reason: 'no_usable_session' });
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: 'p' });
+    lease(await pool.acquire());
+    expect(await pool.acquire()).toMatchObject({ ok: false, reason: 'budget' });
+    await pool.markProxy('p', 'disabled');
+    expect(await pool.acquire()).toEqual({ ok: false, reason: 'no_usable_session' });
+    await pool.markProxy('p', 'active');
+    expect(await pool.acquire()).toMatchObject({ ok: false, reason: 'budget' });
+    // A session bound to a proxy that does not exist (yet) is not leasable.
+    const q = makePool();
+    await q.upsertSession({ id: 'a', label: 'a', proxyId: 'later' });
+    expect(await q.acquire()).toEqual({ ok: false, reason: 'no_usable_session' });
+    await q.upsertProxy({ id: 'later', label: 'later' });
+    expect(lease(await q.acquire()).proxyId).toBe('later');
+  });
+});
+
+describe('session states', () => {
+  it.each([
+    { state: 'invalid' as const, via: 'reportSessionDead' },
+    { state: 'challenge' as const, via: 'reportSessionDead' },
+    { state: 'suspended' as const, via: 'reportSessionDead' },
+    { state: 'disabled' as const, via: 'markSession' },
+  ])('$state ($via): never leased again until enabled or re-imported', async ({ state, via }) => {
+    const pool = makePool();
+    await pool.upsertSession({ id: 'x', label: 'x', proxyId: null });
+    await pool.upsertSession({ id: 'y', label: 'y', proxyId: null });
+    const l = lease(await pool.acquire());
+    expect(l.sessionId).toBe('x');
+    if (via === 'reportSessionDead' && state !== 'disabled')
+      await pool.reportSessionDead(l, state, 'login_required');
+    else await pool.markSession('x', state);
+    expect(sessionsOf(await acquireMany(pool, 20))).toEqual(Array(20).fill('y'));
+    const snap = await pool.snapshot();
+    expect(snap.sessions.find((s) => s.id === 'x')).toMatchObject({
+      status: state,
+      leasable: false,
+      nextSendInMs: null,
+    });
+    // Enabled: leased again (it is now the least recently used).
+    expect(await pool.enableSession('x')).toBe(state);
+    expect(lease(await pool.acquire()).sessionId).toBe('x');
+    // Re-imported: the same.
+    await pool.markSession('x', state);
+    expect(sessionsOf(await acquireMany(pool, 3))).toEqual(['y', 'y', 'y']);
+    await pool.upsertSession({ id: 'x', label: 'x', proxyId: null });
+    expect(lease(await pool.acquire()).sessionId).toBe('x');
+  });
+
+  it('keepState: a sync does not revive an invalid session; a re-import keeps tat and cooldown', async () => {
+    const pool = makePool({ defaults: { ...WIDE, sessionRate: rate(1, 60_000), sessionBurst: 1 } });
+    await pool.upsertSession({ id: 'x', label: 'x', proxyId: null });
+    lease(await pool.acquire());
+    await pool.markSession('x', 'invalid');
+    expect(
+      await pool.upsertSession({ id: 'x', label: 'x2', proxyId: null }, { keepState: true }),
+    ).toBe(false);
+    expect(await pool.acquire()).toEqual({ ok: false, reason: 'no_usable_session' });
+    // Re-import: active again, but its budget is still spent (no fresh burst).
+    await pool.upsertSession({ id: 'x', label: 'x2', proxyId: null });
+    const r = await pool.acquire();
+    expect(r).toMatchObject({ ok: false, reason: 'budget' });
+    expect(r.ok === false && r.reason === 'budget' && r.waitMs > 50_000).toBe(true);
+    const [s] = (await pool.snapshot()).sessions;
+    expect(s).toMatchObject({ label: 'x2', status: 'active', usageCount: 1 });
+  });
+
+  it('validates ids, states and budgets with PoolError', async () => {
+    const pool = makePool();
+    await expect(pool.upsertSession({ id: 'a:b', label: 'x', proxyId: null })).rejects.toThrow(
+      PoolError,
+    );
+    await expect(pool.upsertSession({ id: 'a', label: 'x', proxyId: '{p}' })).rejects.toThrow(
+      /proxy id/,
+    );
+    await expect(
+      pool.upsertSession({ id: 'a', label: 'x', proxyId: null, burst: 0 }),
+    ).rejects.toThrow(/burst/);
+    await expect(
+      pool.upsertSession({ id: 'a', label: 'x', proxyId: null, rate: rate(0, 1000) }),
+    ).rejects.toThrow(/rate/);
+    await expect(pool.markSession('a', 'bogus' as SessionState)).rejects.toThrow(/state/);
+    expect(await pool.markSession('nobody', 'disabled')).toBeNull();
+  });
+});
+
+describe('cooldown and backoff', () => {
+  it('cooldown = max(Retry-After, full jitter), only moves later, returns with an empty burst; k resets on success', async () => {
+    let r = 0.5;
+    const pool = makePool({
+      defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 3 },
+      backoff: { baseMs: 100, capMs: 1000 },
+      random: () => r,
+    });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const l = lease(await pool.acquire());
+    // k = 0: 0.5 · min(1000, 100) = 50 ms.
+    const t1 = await pool.reportThrottled(l);
+    expect(t1.sessionCooldownUntilUs! - t1.nowUs).toBe(50_000);
+    // k = 1: 0.5 · 200 = 100 ms.
+    const t2 = await pool.reportThrottled(l);
+    expect(t2.sessionCooldownUntilUs! - t2.nowUs).toBe(100_000);
+    // Retry-After wins when longer.
+    const t3 = await pool.reportThrottled(l, { retryAfterMs: 400 });
+    expect(t3.sessionCooldownUntilUs! - t3.nowUs).toBe(400_000);
+    // A shorter one never brings the end earlier.
+    r = 0;
+    const t4 = await pool.reportThrottled(l, { retryAfterMs: 1 });
+    expect(t4.sessionCooldownUntilUs).toBe(t3.sessionCooldownUntilUs);
+    let snap = (await pool.snapshot()).sessions[0]!;
+    expect(snap).toMatchObject({ status: 'cooling', throttleStreak: 4, lastError: 'throttled' });
+    expect(snap.cooldownLeftMs).toBeGreaterThan(0);
+    expect(snap.cooldownLeftMs).toBeLessThanOrEqual(400);
+
+    const w = await pool.acquire();
+    if (w.ok || w.reason !== 'budget') throw new Error('expected a budget wait');
+    // Waits until the cooldown's end, in Redis time.
+    const [secs, micros] = await redis.time();
+    const nowUs = Number(secs) * 1e6 + Number(micros);
+    expect(w.waitUs).toBeLessThanOrEqual(t3.sessionCooldownUntilUs! - t3.nowUs);
+    expect(nowUs + w.waitUs).toBeGreaterThanOrEqual(t3.sessionCooldownUntilUs! - 5_000);
+    await sleep(w.waitMs + 2);
+    // One request at the end of the cooldown, then the rate: no burst (burst is 3).
+    const after = lease(await pool.acquire());
+    expect(after.atUs).toBeGreaterThanOrEqual(t3.sessionCooldownUntilUs!);
+    const next = await pool.acquire();
+    expect(next.ok).toBe(false);
+    expect(next.ok === false && next.reason === 'budget' && next.waitMs > 50).toBe(true);
+
+    await pool.reportSuccess(after);
+    snap = (await pool.snapshot()).sessions[0]!;
+    expect(snap.throttleStreak).toBe(0);
+    // k reset: the next throttle is back to 0.5 · 100 ms.
+    r = 0.5;
+    const t5 = await pool.reportThrottled(after);
+    expect(t5.sessionCooldownUntilUs! - t5.nowUs).toBe(50_000);
+  });
+
+  it('ipPattern cools the proxy, and with it every session on it, not the others', async () => {
+    const pool = makePool({ backoff: { baseMs: 60_000, capMs: 60_000 } });
+    await pool.upsertProxy({ id: 'p1', label: 'p1' });
+    await pool.upsertProxy({ id: 'p2', label: 'p2' });
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: 'p1' });
+    await pool.upsertSession({ id: 'b', label: 'b', proxyId: 'p1' });
+    await pool.upsertSession({ id: 'c', label: 'c', proxyId: 'p2' });
+    const l = lease(await pool.acquire());
+    expect(l.sessionId).toBe('a');
+    const t = await pool.reportThrottled(l, { ipPattern: true, retryAfterMs: 30_000 });
+    expect(t.proxyCooldownUntilUs).not.toBeNull();
+    expect(sessionsOf(await acquireMany(pool, 10))).toEqual(Array(10).fill('c'));
+    const snap = await pool.snapshot();
+    expect(snap.proxies.find((p) => p.id === 'p1')).toMatchObject({ status: 'cooling' });
+    expect(snap.sessions.find((s) => s.id === 'b')).toMatchObject({
+      status: 'active',
+      leasable: true,
+    });
+    expect(snap.sessions.find((s) => s.id === 'b')!.nextSendInMs).toBeGreaterThan(20_000);
+  });
+
+  it('adaptive: repeated 429s lower the rate (×0.5), successes raise it back (+0.25)', async () => {
+    const pool = makePool({
+      defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 5 },
+      backoff: { baseMs: 1, capMs: 1 },
+      adaptive: { raiseAfter: 2, step: 0.25, decrease: 0.5, floor: 0.1 },
+    });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const l = lease(await pool.acquire());
+    const factor = async () => (await pool.snapshot()).sessions[0]!;
+    await pool.reportThrottled(l); // the first one alone does not lower it
+    expect((await factor()).rateFactor).toBe(1);
+    await pool.reportThrottled(l);
+    expect(await factor()).toMatchObject({ rateFactor: 0.5, intervalMs: 200 });
+    await pool.reportThrottled(l);
+    await pool.reportThrottled(l);
+    await pool.reportThrottled(l);
+    await pool.reportThrottled(l);
+    expect(await factor()).toMatchObject({ rateFactor: 0.1, intervalMs: 1000 });
+    const seen: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      await pool.reportSuccess(l);
+      seen.push((await factor()).rateFactor);
+    }
+    expect(seen).toEqual([0.1, 0.35, 0.35, 0.6, 0.6, 0.85, 0.85, 1, 1, 1]);
+    expect((await factor()).intervalMs).toBe(100);
+  });
+});
+
+describe('proxy circuit and binding', () => {
+  it('a broken proxy gets no traffic; after a randomised recovery one probe; success closes it', async () => {
+    const pool = makePool({
+      circuit: { baseMs: 200, capMs: 2_000, probeMs: 60_000 },
+      random: () => 0.5,
+    });
+    await pool.upsertProxy({ id: 'p1', label: 'p1' });
+    await pool.upsertProxy({ id: 'p2', label: 'p2' });
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: 'p1' });
+    await pool.upsertSession({ id: 'b', label: 'b', proxyId: 'p1' });
+    await pool.upsertSession({ id: 'c', label: 'c', proxyId: 'p2' });
+    const l = lease(await pool.acquire());
+    const br = (await pool.reportProxyBroken(l, 'ECONNREFUSED'))!;
+    expect(br.recoverAtUs - br.nowUs).toBe(150_000);
+    // d = 200 ms: recovery at now + 100 + 0.5 · 100 ms.
+    const snap = await pool.snapshot();
+    const p1 = snap.proxies.find((p) => p.id === 'p1')!;
+    expect(p1).toMatchObject({ status: 'broken', lastError: 'ECONNREFUSED', breakStreak: 1 });
+    expect(p1.recoverAt).toBe(Math.floor(br.recoverAtUs / 1000));
+    expect(sessionsOf(await acquireMany(pool, 5))).toEqual(Array(5).fill('c'));
+    // Sessions stay bound: a broken proxy does not move them.
+    expect(snap.sessions.filter((s) => s.proxyId === 'p1').map((s) => s.id)).toEqual(['a', 'b']);
+    await sleep(200);
+    const probe = lease(await pool.acquire());
+    expect(probe.proxyId).toBe('p1');
+    // One probe at a time: p1 is held while it runs.
+    expect(sessionsOf(await acquireMany(pool, 5))).toEqual(Array(5).fill('c'));
+    await pool.reportSuccess(probe);
+    const after = await pool.snapshot();
+    expect(after.proxies.find((p) => p.id === 'p1')).toMatchObject({
+      status: 'active',
+      breakStreak: 0,
+    });
+    expect(new Set(sessionsOf(await acquireMany(pool, 6)))).toEqual(new Set(['a', 'b', 'c']));
+  });
+
+  it('consecutive breaks back off longer: d/2 + r·d/2 with d = min(cap, base·2^k)', async () => {
+    const pool = makePool({
+      circuit: { baseMs: 1000, capMs: 3000, probeMs: 1000 },
+      random: () => 0,
+    });
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: 'p' });
+    const l = lease(await pool.acquire());
+    const gaps: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = (await pool.reportProxyBroken(l, 'ETIMEDOUT'))!;
+      gaps.push(r.recoverAtUs - r.nowUs);
+    }
+    expect(gaps).toEqual([500_000, 1_000_000, 1_500_000, 1_500_000]);
+    const top = makePool({
+      circuit: { baseMs: 1000, capMs: 3000, probeMs: 1000 },
+      random: () => 0.999999,
+    });
+    await top.upsertProxy({ id: 'p', label: 'p' });
+    await top.upsertSession({ id: 'a', label: 'a', proxyId: 'p' });
+    const r = (await top.reportProxyBroken(lease(await top.acquire()), 'ETIMEDOUT'))!;
+    expect(r.recoverAtUs - r.nowUs).toBe(999_999);
+    // A lease without a proxy has no circuit to open.
+    expect(await top.reportProxyBroken({ ...l, proxyId: null }, 'x')).toBeNull();
+  });
+
+  it('rebind is explicit and only for a dead proxy (unless forced)', async () => {
+    const pool = makePool();
+    await pool.upsertProxy({ id: 'p1', label: 'p1' });
+    await pool.upsertProxy({ id: 'p2', label: 'p2' });
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: 'p1' });
+    await expect(pool.rebind('a', 'p2')).rejects.toMatchObject({ code: 'proxy_alive' });
+    await expect(pool.rebind('a', 'nope')).rejects.toMatchObject({ code: 'no_such_proxy' });
+    await expect(pool.rebind('zz', 'p2')).rejects.toMatchObject({ code: 'no_such_session' });
+    const l = lease(await pool.acquire());
+    await pool.reportProxyBroken(l, 'ECONNRESET');
+    expect(await pool.acquire()).toMatchObject({ ok: false, reason: 'budget' });
+    expect(await pool.rebind('a', 'p2')).toBe('p1');
+    expect(lease(await pool.acquire()).proxyId).toBe('p2');
+    expect(await pool.rebind('a', 'p1', { force: true })).toBe('p2');
+    const s = (await pool.snapshot()).sessions[0]!;
+    expect(s.proxyId).toBe('p1');
+  });
+
+  it('removing a proxy parks its sessions; removing a session forgets it', async () => {
+    const pool = makePool();
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: 'p' });
+    expect(await pool.removeProxy('p')).toBe(true);
+    expect(await pool.acquire()).toEqual({ ok: false, reason: 'no_usable_session' });
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    expect(lease(await pool.acquire()).sessionId).toBe('a');
+    expect(await pool.removeSession('a')).toBe(true);
+    expect(await pool.removeSession('a')).toBe(false);
+    expect(await pool.acquire()).toEqual({ ok: false, reason: 'no_usable_session' });
+    expect((await pool.snapshot()).sessions).toEqual([]);
+  });
+});
+
+describe('snapshot and what Redis holds', () => {
+  it('reports state, usage, last used, cooldown left and last error; Redis holds no secret', async () => {
+    const pool = makePool({ backoff: { baseMs: 10_000, capMs: 10_000 } });
+    await pool.upsertProxy({ id: 'p', label: 'proxy-label' });
+    await pool.upsertSession({
+      id: '1',
+      label: 'alice',
+      proxyId: 'p',
+      rate: rate(100, 60_000),
+      burst: 7,
+    });
+    await pool.upsertSession({ id: '2', label: 'bob', proxyId: 'p' });
+    const l1 = lease(await pool.acquire());
+    const l2 = lease(await pool.acquire());
+    await pool.reportThrottled(l1, { retryAfterMs: 5_000 });
+    await pool.reportSessionDead(l2, 'invalid', 'login_required');
+    const snap = await pool.snapshot();
+    expect(snap.at).toBeGreaterThan(1_600_000_000_000);
+    const [alice, bob] = snap.sessions;
+    expect(alice).toMatchObject({
+      id: '1',
+      label: 'alice',
+      proxyId: 'p',
+      status: 'cooling',
+      leasable: true,
+      usageCount: 1,
+      lastError: 'throttled',
+      intervalMs: 600,
+      burst: 7,
+      rateFactor: 1,
+    });
+    expect(alice!.cooldownLeftMs).toBeGreaterThan(4_000);
+    expect(alice!.cooldownUntil! - snap.at).toBeGreaterThan(4_000);
+    expect(Math.abs(alice!.lastUsedAt! - snap.at)).toBeLessThan(5_000);
+    expect(bob).toMatchObject({
+      status: 'invalid',
+      leasable: false,
+      lastError: 'login_required',
+      usageCount: 1,
+    });
+    expect(snap.proxies[0]).toMatchObject({
+      id: 'p',
+      label: 'proxy-label',
+      status: 'active',
+      usageCount: 2,
+    });
+
+    // Every field the pool stores is a number, a state, a label, an id or an error code.
+    const allowed = new Set([
+      ...[
+        'label',
+        'proxy',
+        'st',
+        'iv0',
+        'iv',
+        'b',
+        'rf',
+        'tat',
+        'cu',
+        'lu',
+        'n',
+        'bk',
+        'ok',
+        'err',
+        'ea',
+      ],
+      ...['ra', 'cb'],
+    ]);
+    for (const key of Object.keys(await dumpKeys(redis, pool.prefix))) {
+      if ((await redis.type(key)) !== 'hash') continue;
+      const h = await redis.hgetall(key);
+      if (key === pool.keys.lru) {
+        // session id → last lease µs
+        expect(Object.keys(h).sort()).toEqual(['1', '2']);
+        for (const v of Object.values(h)) expect(v).toMatch(/^\d{16}$/);
+        continue;
+      }
+      for (const f of Object.keys(h)) expect(allowed.has(f) ? f : `${key}.${f}`).toBe(f);
+    }
+  });
+});
+
+describe('Redis time only', () => {
+  const realNow = Date.now;
+  afterEach(() => {
+    Date.now = realNow;
+  });
+
+  it.each([{ skewMs: 3_600_000 }, { skewMs: -3_600_000 }, { skewMs: 200 }, { skewMs: -200 }])(
+    'a client clock skewed by $skewMs ms changes nothing',
+    async ({ skewMs }) => {
+      Date.now = () => realNow.call(Date) + skewMs;
+      const pool = makePool({
+        defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 2 },
+        backoff: { baseMs: 1, capMs: 1 },
+      });
+      await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+      const rs = await acquireMany(pool, 3);
+      expect(rs.map((r) => r.ok)).toEqual([true, true, false]);
+      const w = rs[2]!;
+      expect(w.ok === false && w.reason === 'budget' && w.waitMs <= 100).toBe(true);
+      const t = await pool.reportThrottled(lease(rs[0]!), { retryAfterMs: 300 });
+      expect(t.sessionCooldownUntilUs! - t.nowUs).toBe(300_000);
+      const c = await pool.acquire();
+      expect(c.ok === false && c.reason === 'budget' && c.waitMs > 150 && c.waitMs <= 300).toBe(
+        true,
+      );
+      // Admission times are Redis's, whatever this process believes.
+      const redisNowMs = Number((await redis.time())[0]) * 1000;
+      expect(Math.abs(lease(rs[0]!).atUs / 1000 - redisNowMs)).toBeLessThan(5_000);
+    },
+  );
+});
+
+describe('scripts survive SCRIPT FLUSH and a Redis restart (private redis-server)', () => {
+  let priv: PrivateRedis;
+  let conn: Redis;
+  beforeAll(async () => {
+    priv = await startPrivateRedis();
+    conn = createRedis(priv.url);
+  });
+  afterAll(async () => {
+    await conn.quit();
+    await priv.stop();
+  });
+
+  it('keeps working, and keeps the budget state, after SCRIPT FLUSH', async () => {
+    const pool = makePool(
+      { defaults: { ...WIDE, sessionRate: rate(5, 1000), sessionBurst: 2 } },
+      conn,
+    );
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    expect((await acquireMany(pool, 3)).map((r) => r.ok)).toEqual([true, true, false]);
+    await conn.script('FLUSH');
+    // The state survived and the script was sent again (EVALSHA → NOSCRIPT → EVAL).
+    const r = await pool.acquire();
+    expect(r).toMatchObject({ ok: false, reason: 'budget' });
+    await sleep((r.ok === false && r.reason === 'budget' ? r.waitMs : 0) + 2);
+    expect((await pool.acquire()).ok).toBe(true);
+    const stats = await conn.info('commandstats');
+    expect(stats).toMatch(/cmdstat_eval:calls=\d+/);
+  });
+
+  it('keeps working after the server restarts (empty) once members are upserted again', async () => {
+    const pool = makePool({}, conn);
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    lease(await pool.acquire());
+    await priv.restart();
+    await sleep(300);
+    expect(await pool.acquire()).toEqual({ ok: false, reason: 'no_usable_session' });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    expect(lease(await pool.acquire()).sessionId).toBe('s');
+  });
+});
