@@ -8,6 +8,7 @@ import { enqueue } from './commands/enqueue.js';
 import { results, RESULT_FORMATS } from './commands/results.js';
 import { batchesList, status } from './commands/status.js';
 import { batchesLog, reconcile } from './commands/batches.js';
+import { cacheClear, cacheStats } from './commands/cache.js';
 import { InputError } from './input.js';
 
 function positiveInt(v: string): number {
@@ -122,6 +123,22 @@ export async function runCli(
     .action(async (batchId: string, o: { json?: boolean }) => {
       await reconcile(context(), batchId, o);
     });
+
+  const cache = program.command('cache').description('the user-id and result caches');
+  cache
+    .command('stats')
+    .description('entries and hit ratio per cache')
+    .option('--json', 'print one JSON object')
+    .action(async (o: { json?: boolean }) => cacheStats(context(), o));
+  cache
+    .command('clear')
+    .description('delete cache entries (both caches unless one is named)')
+    .option('--user-ids', 'the user-id cache')
+    .option('--results', 'the result cache')
+    .option('--json', 'print one JSON object')
+    .action(async (o: { userIds?: boolean; results?: boolean; json?: boolean }) =>
+      cacheClear(context(), o),
+    );
 
   try {
     await program.parseAsync(argv, { from: 'user' });

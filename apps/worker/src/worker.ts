@@ -14,12 +14,9 @@ import {
   parseCheckPayload,
   type CheckPayload,
 } from '@storycheck/queue';
-import {
-  StoriesCoalescer,
-  StoryChecker,
-  ThrottledError,
-  type CheckResult,
-} from '@storycheck/story-checker';
+import { Caches, SingleFlight, decodeResult, encodeResult } from '@storycheck/cache';
+import { StoriesCoalescer, StoryChecker, ThrottledError } from '@storycheck/story-checker';
+import { checkUsername, type CheckOutcome } from './checking.js';
 import { actionFor, causeChain, errorCode, throttleDelayMs } from './outcomes.js';
 import { startMaintenance } from './maintenance.js';
 
@@ -74,6 +71,17 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     onShrink: (n) =>
       logger.warn('upstream refused the reel count; chunk size halved', { chunkSize: n }),
   });
+  const caches = new Caches(connection, config.prefix, {
+    userIdMs: config.userIdCacheTtlMs,
+    notFoundMs: config.notFoundCacheTtlMs,
+    resultMs: config.storyCacheTtlMs,
+  });
+  const flight = new SingleFlight(connection, config.prefix, {
+    waitMs: config.singleFlightWaitMs,
+    encode: encodeResult,
+    decode: decodeResult,
+  });
+  const parts = { checker, coalescer, caches, flight };
   const startedBatches = new Set<string>();
   let throttleStreak = 0;
 
@@ -94,12 +102,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     const attempt = job.attemptsMade + 1;
     const maxAttempts = job.opts.attempts ?? 1;
     const t0 = new Date();
-    let result: CheckResult;
+    let result: CheckOutcome;
     try {
-      result = await checker.check(username, {
-        signal: abort.signal,
-        loadStories: (id) => coalescer.load(id),
-      });
+      result = await checkUsername(parts, username, abort.signal);
     } catch (err) {
       const action = actionFor(err);
       const finishedAt = new Date();
@@ -171,12 +176,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       username,
       {
         status: result.status,
-        storyCount:
-          result.status === 'active' ? result.storyCount : result.status === 'none' ? 0 : null,
+        storyCount: result.storyCount,
         latestStoryAt: result.latestStoryAt,
         expiresAt: result.expiresAt,
         userId: result.userId,
         attempts: attempt,
+        cached: result.cached,
+        checkedAt: result.checkedAt,
       },
       (applied) => ({
         batchId,
@@ -184,20 +190,22 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         username,
         startedAt: t0,
         finishedAt,
-        totalMs: result.timings.total.durationMs,
-        profileMs: result.timings.profile?.durationMs ?? null,
-        storiesMs: result.timings.stories?.durationMs ?? null,
+        totalMs: result.timings?.total.durationMs ?? finishedAt.getTime() - t0.getTime(),
+        profileMs: result.timings?.profile?.durationMs ?? null,
+        storiesMs: result.timings?.stories?.durationMs ?? null,
         requests: result.requests,
+        cacheHits: result.cacheHits,
         attempt,
         outcome: result.status,
-        data: applied ? null : { duplicateDelivery: true },
+        data: applied ? (result.cached ? { cached: true } : null) : { duplicateDelivery: true },
       }),
     );
     log.info('checked', {
       username,
       status: result.status,
-      durationMs: result.timings.total.durationMs,
+      durationMs: finishedAt.getTime() - t0.getTime(),
       requests: result.requests,
+      ...(result.cached ? { cached: true } : {}),
       ...(outcome.applied ? {} : { duplicate: true }),
     });
     if (outcome.completedBatch) log.info('batch completed');

@@ -83,7 +83,7 @@ const envSchema = z.object({
   /** Burst of the global budget. */
   GLOBAL_BURST: z.coerce.number().int().min(1).default(10),
   /** Jobs in flight per worker process. */
-  WORKER_CONCURRENCY: posInt.max(1000).default(10),
+  WORKER_CONCURRENCY: posInt.max(1000).default(50),
   /** Health/metrics port of a worker process; unset = off. */
   WORKER_HTTP_PORT: port.optional(),
   /** How long a stopping worker waits for in-flight jobs before it forces the exit (ms). */
@@ -98,13 +98,17 @@ const envSchema = z.object({
   /** Most user ids in one reels_media request (halved automatically on "too many reels"). */
   STORIES_CHUNK_SIZE: posInt.max(100).default(20),
   /** How long a story lookup waits for others to share its request (ms). */
-  STORIES_MAX_WAIT: duration.default(parseDurationMs('20ms')),
+  STORIES_MAX_WAIT: duration.default(parseDurationMs('100ms')),
   /** Timeout of one upstream request (ms). */
   REQUEST_TIMEOUT: duration.default(parseDurationMs('15s')),
   /** User-id cache TTL (ms); ids never change, usernames can. */
   USER_ID_CACHE_TTL: duration.default(parseDurationMs('7d')),
-  /** Story-result cache TTL (ms). */
+  /** Story-result cache TTL (ms); 0s disables the result cache. */
   STORY_CACHE_TTL: duration.default(parseDurationMs('60s')),
+  /** TTL of a cached "no such username" (ms): shorter, a name may be registered any time. */
+  NOT_FOUND_CACHE_TTL: duration.default(parseDurationMs('1h')),
+  /** Longest a check waits for another worker's lookup of the same username (ms). */
+  SINGLE_FLIGHT_WAIT: duration.default(parseDurationMs('15s')),
   /** Accept proxies on loopback/private addresses (tests and demos). */
   ALLOW_PRIVATE_PROXIES: bool.default(false),
   /** Board HTTP port. */
@@ -146,6 +150,8 @@ export interface Config {
   storiesMaxWaitMs: number;
   userIdCacheTtlMs: number;
   storyCacheTtlMs: number;
+  notFoundCacheTtlMs: number;
+  singleFlightWaitMs: number;
   allowPrivateProxies: boolean;
   board: {
     port: number;
@@ -196,6 +202,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     storiesMaxWaitMs: e.STORIES_MAX_WAIT,
     userIdCacheTtlMs: e.USER_ID_CACHE_TTL,
     storyCacheTtlMs: e.STORY_CACHE_TTL,
+    notFoundCacheTtlMs: e.NOT_FOUND_CACHE_TTL,
+    singleFlightWaitMs: e.SINGLE_FLIGHT_WAIT,
     allowPrivateProxies: e.ALLOW_PRIVATE_PROXIES,
     board: {
       port: e.BOARD_PORT,

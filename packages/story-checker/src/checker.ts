@@ -68,14 +68,21 @@ export interface CheckResult {
   storyCount: number;
   latestStoryAt: Date | null;
   expiresAt: Date | null;
-  /** Upstream requests this check made. */
+  /** Upstream requests this check took part in (a shared stories request counts once). */
   requests: number;
+  /** Cache hits this check used (user-id cache). */
+  cacheHits: number;
   timings: { total: PhaseTiming; profile: PhaseTiming | null; stories: PhaseTiming | null };
 }
 
 /** What a profile lookup found; `userId` is null when the answer was "not authorized". */
-export type ProfileLookup =
-  { found: false } | { found: true; userId: string | null; username: string; isPrivate: boolean };
+export type ProfileLookup = (
+  | { found: false }
+  | { found: true; userId: string | null; username: string; isPrivate: boolean }
+) & {
+  /** True when the answer came from the user-id cache (no request was made). */
+  cached?: boolean;
+};
 
 /**
  * The result for a user from its profile facts and its story state (undefined: no reel in
@@ -86,7 +93,7 @@ export function storyResult(
   userId: string,
   isPrivate: boolean,
   state: StoryState | undefined,
-): Omit<CheckResult, 'requests' | 'timings'> {
+): Omit<CheckResult, 'requests' | 'timings' | 'cacheHits'> {
   if (!state || state.storyCount === 0) {
     return {
       status: isPrivate && !state ? 'private' : 'none',
@@ -113,6 +120,13 @@ export interface CheckOptions {
    * among many jobs. Default: one reels_media request per check.
    */
   loadStories?: (userId: string) => Promise<StoryState | undefined>;
+  /** Resolves username → user id, e.g. through the user-id cache. Default: one profile request. */
+  lookupProfile?: (username: string) => Promise<ProfileLookup>;
+  /**
+   * Called when a cached user id turned out to carry another username now (a rename): the
+   * caller drops the stale entry; the check then looks the username up afresh, once.
+   */
+  onStaleUserId?: (username: string, userId: string, nowNamed: string) => Promise<void>;
   /** Aborts in-flight requests (worker shutdown). */
   signal?: AbortSignal;
   /** Proxy of the session; none = direct. */
@@ -181,19 +195,32 @@ export class StoryChecker {
     const deadline = AbortSignal.timeout(this.checkDeadlineMs);
     const signal = outer.signal ? AbortSignal.any([outer.signal, deadline]) : deadline;
     const opts: CheckOptions = { ...outer, signal };
+    return this.checkOnce(username, opts, signal, false);
+  }
+
+  private async checkOnce(
+    username: string,
+    opts: CheckOptions,
+    signal: AbortSignal,
+    renamed: boolean,
+  ): Promise<CheckResult> {
     const t0 = Date.now();
     const p0 = performance.now();
-    let requests = 1;
     const pp = performance.now();
-    const profile = await this.lookupProfile(username, opts);
+    const profile = await (opts.lookupProfile ?? ((u: string) => this.lookupProfile(u, opts)))(
+      username,
+    );
+    let requests = profile.cached ? 0 : 1;
+    const cacheHits = profile.cached ? 1 : 0;
     const profileTiming: PhaseTiming = {
       startedAtMs: t0,
       durationMs: Math.round(performance.now() - pp),
     };
     let storiesTiming: PhaseTiming | null = null;
-    const done = (r: Omit<CheckResult, 'requests' | 'timings'>): CheckResult => ({
+    const done = (r: Omit<CheckResult, 'requests' | 'timings' | 'cacheHits'>): CheckResult => ({
       ...r,
       requests,
+      cacheHits,
       timings: {
         total: { startedAtMs: t0, durationMs: Math.round(performance.now() - p0) },
         profile: profileTiming,
@@ -211,6 +238,16 @@ export class StoryChecker {
       ? await untilAborted(opts.loadStories(profile.userId), signal)
       : (await this.fetchStories([profile.userId], opts)).get(profile.userId);
     storiesTiming = { startedAtMs: storiesStart, durationMs: Math.round(performance.now() - sp) };
+    if (
+      profile.cached &&
+      !renamed &&
+      state?.username &&
+      state.username !== username.toLowerCase()
+    ) {
+      // The cached id now belongs to another username: drop it and ask afresh, once.
+      await opts.onStaleUserId?.(username, profile.userId, state.username);
+      return this.checkOnce(username, opts, signal, true);
+    }
     return done(storyResult(profile.userId, profile.isPrivate, state));
   }
 

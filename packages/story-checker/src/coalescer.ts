@@ -10,7 +10,8 @@ export interface CoalescerOptions {
   fetch: (userIds: string[]) => Promise<Map<string, StoryState>>;
   /** Most ids per request. Default 20 (UPSTREAM.md: clients use 5–50). */
   chunkSize?: number;
-  /** How long the first id of a request waits for company, in ms. Default 20. */
+  /** How long the first id of a request waits for company, in ms. Default 100: a request saved
+   * is budget saved, and 100 ms is small beside the upstream's latency. */
   maxWaitMs?: number;
   /** Called when the upstream said "too many reels" and the chunk size was halved. */
   onShrink?: (chunkSize: number) => void;
@@ -42,7 +43,7 @@ export class StoriesCoalescer {
   constructor(opts: CoalescerOptions) {
     this.fetchFn = opts.fetch;
     this.chunk = Math.max(1, opts.chunkSize ?? 20);
-    this.maxWaitMs = opts.maxWaitMs ?? 20;
+    this.maxWaitMs = opts.maxWaitMs ?? 100;
     this.onShrink = opts.onShrink;
     this.onRequest = opts.onRequest;
   }

@@ -1,0 +1,130 @@
+import type { CachedResult, Caches, SingleFlight } from '@storycheck/cache';
+import type {
+  CheckResult,
+  ProfileLookup,
+  StoriesCoalescer,
+  StoryChecker,
+} from '@storycheck/story-checker';
+
+/** What one check produced, whichever way it was answered. */
+export interface CheckOutcome {
+  status: CachedResult['status'];
+  userId: string | null;
+  storyCount: number | null;
+  latestStoryAt: Date | null;
+  expiresAt: Date | null;
+  /** When the upstream was asked (earlier than now for a cached or shared answer). */
+  checkedAt: Date;
+  /** Served from the result cache or borrowed from another asker's lookup. */
+  cached: boolean;
+  /** Upstream requests this check took part in (0 when cached). */
+  requests: number;
+  /** Cache hits used (result cache, shared flight, user-id cache). */
+  cacheHits: number;
+  /** Phase timings of an own upstream check; null when none was made. */
+  timings: CheckResult['timings'] | null;
+}
+
+/** The worker's parts a check goes through. */
+export interface CheckingParts {
+  checker: StoryChecker;
+  coalescer: StoriesCoalescer;
+  caches: Caches;
+  flight: SingleFlight<CachedResult>;
+}
+
+/**
+ * The cheapest way to an answer, in order (DESIGN.md data flow): the result cache; else one
+ * lookup shared by every concurrent asker of the username (single flight); inside it the
+ * user-id cache instead of a profile request, and the stories coalescer instead of a request
+ * of one's own. Successful answers are cached; failures never are.
+ */
+export async function checkUsername(
+  parts: CheckingParts,
+  username: string,
+  signal: AbortSignal,
+): Promise<CheckOutcome> {
+  const { checker, coalescer, caches, flight } = parts;
+  const hit = await caches.getResult(username);
+  if (hit) return fromCached(hit);
+
+  let own: CheckResult | undefined;
+  const { value, shared } = await flight.run(
+    username,
+    async () => {
+      own = await checker.check(username, {
+        signal,
+        loadStories: (id) => coalescer.load(id),
+        lookupProfile: (u) => cachedLookup(parts, u, signal),
+        onStaleUserId: (u) => caches.dropUserId(u),
+      });
+      const c = toCached(own);
+      await caches.setResult(username, c);
+      return c;
+    },
+    signal,
+  );
+  if (shared || !own) return fromCached(value);
+  return {
+    status: own.status,
+    userId: own.userId,
+    storyCount: own.status === 'active' ? own.storyCount : own.status === 'none' ? 0 : null,
+    latestStoryAt: own.latestStoryAt,
+    expiresAt: own.expiresAt,
+    checkedAt: new Date(),
+    cached: false,
+    requests: own.requests,
+    cacheHits: own.cacheHits,
+    timings: own.timings,
+  };
+}
+
+async function cachedLookup(
+  parts: CheckingParts,
+  username: string,
+  signal: AbortSignal,
+): Promise<ProfileLookup> {
+  const entry = await parts.caches.getUserId(username);
+  if (entry) {
+    return entry.found
+      ? { found: true, userId: entry.userId, username, isPrivate: entry.isPrivate, cached: true }
+      : { found: false, cached: true };
+  }
+  const p = await parts.checker.lookupProfile(username, { signal });
+  const seenAtSecs = Math.floor(Date.now() / 1000);
+  if (!p.found) await parts.caches.setUserId(username, { found: false, seenAtSecs });
+  else if (p.userId)
+    await parts.caches.setUserId(username, {
+      found: true,
+      userId: p.userId,
+      isPrivate: p.isPrivate,
+      seenAtSecs,
+    });
+  return p;
+}
+
+function toCached(r: CheckResult): CachedResult {
+  return {
+    status: r.status,
+    userId: r.userId,
+    storyCount: r.status === 'active' ? r.storyCount : r.status === 'none' ? 0 : null,
+    latestStoryAtSecs: r.latestStoryAt ? Math.floor(r.latestStoryAt.getTime() / 1000) : null,
+    expiresAtSecs: r.expiresAt ? Math.floor(r.expiresAt.getTime() / 1000) : null,
+    checkedAtSecs: Math.floor(Date.now() / 1000),
+  };
+}
+
+function fromCached(c: CachedResult): CheckOutcome {
+  return {
+    status: c.status,
+    userId: c.userId,
+    storyCount: c.storyCount,
+    latestStoryAt: c.latestStoryAtSecs === null ? null : new Date(c.latestStoryAtSecs * 1000),
+    expiresAt: c.expiresAtSecs === null ? null : new Date(c.expiresAtSecs * 1000),
+    checkedAt: new Date(c.checkedAtSecs * 1000),
+    cached: true,
+    requests: 0,
+    cacheHits: 1,
+    timings: null,
+  };
+}

@@ -1,0 +1,218 @@
+import type { Redis } from 'ioredis';
+import { cacheKeys } from './keys.js';
+
+/** A user-id cache entry: the id and private flag, or that the username does not exist. */
+export type UserIdEntry =
+  | { found: true; userId: string; isPrivate: boolean; seenAtSecs: number }
+  | { found: false; seenAtSecs: number };
+
+/** A cached result (only final, successful answers: never failures or throttling). */
+export interface CachedResult {
+  status: 'active' | 'none' | 'private' | 'not_found';
+  userId: string | null;
+  storyCount: number | null;
+  /** Epoch seconds. */
+  latestStoryAtSecs: number | null;
+  /** Epoch seconds. */
+  expiresAtSecs: number | null;
+  /** When the upstream was asked, epoch seconds. */
+  checkedAtSecs: number;
+}
+
+/** Cache TTLs in ms. */
+export interface CacheTtls {
+  /** USER_ID_CACHE_TTL: ids never change, usernames can (default 7 d). */
+  userIdMs: number;
+  /** Not-found answers: shorter, a name may be registered (default 1 h). */
+  notFoundMs: number;
+  /** STORY_CACHE_TTL: recent results (default 60 s); 0 disables the result cache. */
+  resultMs: number;
+}
+
+/** Names of the hit/miss counters. */
+export type CacheName = 'userIds' | 'results';
+
+/**
+ * The user-id and result caches in Redis, shared by every worker. Entries are a few dozen bytes
+ * of text (no raw payloads): `u|<id>|<0|1>|<seenAt>` or `n|<seenAt>` for user ids (≈ 40 B of
+ * value + key ≈ 100 B per entry with Redis overhead), a compact CSV for results (≈ 150 B).
+ */
+export class Caches {
+  private readonly keys: ReturnType<typeof cacheKeys>;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly ttl: CacheTtls,
+  ) {
+    this.keys = cacheKeys(prefix);
+  }
+
+  /** The user-id entry of `username`, counting a hit or a miss. */
+  async getUserId(username: string): Promise<UserIdEntry | null> {
+    const v = await this.redis.get(this.keys.uid(username));
+    await this.count('userIds', v !== null);
+    if (v === null) return null;
+    const [kind, a, b, c] = v.split('|');
+    if (kind === 'u' && a && /^\d+$/.test(a))
+      return { found: true, userId: a, isPrivate: b === '1', seenAtSecs: Number(c) };
+    if (kind === 'n') return { found: false, seenAtSecs: Number(a) };
+    return null;
+  }
+
+  /** Stores what a profile lookup said (not-found answers with the shorter TTL). */
+  async setUserId(username: string, entry: UserIdEntry): Promise<void> {
+    const now = entry.seenAtSecs;
+    if (entry.found) {
+      await this.redis.set(
+        this.keys.uid(username),
+        `u|${entry.userId}|${entry.isPrivate ? 1 : 0}|${now}`,
+        'PX',
+        this.ttl.userIdMs,
+      );
+    } else if (this.ttl.notFoundMs > 0) {
+      await this.redis.set(this.keys.uid(username), `n|${now}`, 'PX', this.ttl.notFoundMs);
+    }
+  }
+
+  /** Drops a user-id entry (its id now carries another username: a rename). */
+  async dropUserId(username: string): Promise<void> {
+    await this.redis.del(this.keys.uid(username));
+  }
+
+  /** The cached result of `username`, counting a hit or a miss (no count when disabled). */
+  async getResult(username: string): Promise<CachedResult | null> {
+    if (this.ttl.resultMs <= 0) return null;
+    const v = await this.redis.get(this.keys.res(username));
+    await this.count('results', v !== null);
+    return v === null ? null : decodeResult(v);
+  }
+
+  /**
+   * Caches a result for STORY_CACHE_TTL — for an active story no longer than until it expires,
+   * so a cached "active" never outlives the story.
+   */
+  async setResult(
+    username: string,
+    r: CachedResult,
+    nowSecs = Math.floor(Date.now() / 1000),
+  ): Promise<void> {
+    let ttlMs = this.ttl.resultMs;
+    if (ttlMs <= 0) return;
+    if (r.status === 'active' && r.expiresAtSecs !== null)
+      ttlMs = Math.min(ttlMs, (r.expiresAtSecs - nowSecs) * 1000);
+    if (ttlMs <= 0) return;
+    await this.redis.set(this.keys.res(username), encodeResult(r), 'PX', ttlMs);
+  }
+
+  private async count(cache: CacheName, hit: boolean): Promise<void> {
+    await this.redis
+      .multi()
+      .hincrby(this.keys.stats, `${cache}:${hit ? 'hits' : 'misses'}`, 1)
+      .hsetnx(this.keys.stats, 'since', String(Date.now()))
+      .exec();
+  }
+
+  /** Entries and hit ratio per cache since the counters were last reset. */
+  async stats(): Promise<CacheStats> {
+    const h = await this.redis.hgetall(this.keys.stats);
+    const one = async (name: CacheName, kind: 'uid' | 'res') => {
+      const hits = Number(h[`${name}:hits`] ?? 0);
+      const misses = Number(h[`${name}:misses`] ?? 0);
+      return {
+        entries: await this.countKeys(this.keys.pattern(kind)),
+        hits,
+        misses,
+        hitRatio: hits + misses ? hits / (hits + misses) : null,
+      };
+    };
+    return {
+      since: h.since ? new Date(Number(h.since)).toISOString() : null,
+      userIds: await one('userIds', 'uid'),
+      results: await one('results', 'res'),
+    };
+  }
+
+  /** Deletes the chosen caches' entries (SCAN + UNLINK, never KEYS) and resets their counters. */
+  async clear(which: {
+    userIds: boolean;
+    results: boolean;
+  }): Promise<{ userIds: number; results: number }> {
+    const out = { userIds: 0, results: 0 };
+    if (which.userIds) out.userIds = await this.deleteKeys(this.keys.pattern('uid'));
+    if (which.results) out.results = await this.deleteKeys(this.keys.pattern('res'));
+    const fields = [
+      ...(which.userIds ? ['userIds:hits', 'userIds:misses'] : []),
+      ...(which.results ? ['results:hits', 'results:misses'] : []),
+    ];
+    if (fields.length) await this.redis.hdel(this.keys.stats, ...fields);
+    if (which.userIds && which.results) await this.redis.del(this.keys.stats);
+    return out;
+  }
+
+  private async countKeys(pattern: string): Promise<number> {
+    let n = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      n += keys.length;
+    } while (cursor !== '0');
+    return n;
+  }
+
+  private async deleteKeys(pattern: string): Promise<number> {
+    let n = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) n += await this.redis.unlink(...keys);
+    } while (cursor !== '0');
+    return n;
+  }
+}
+
+/** What `cache stats` reports. */
+export interface CacheStats {
+  since: string | null;
+  userIds: { entries: number; hits: number; misses: number; hitRatio: number | null };
+  results: { entries: number; hits: number; misses: number; hitRatio: number | null };
+}
+
+const STATUS_CODE = { active: 'a', none: 'n', private: 'p', not_found: 'x' } as const;
+const CODE_STATUS: Record<string, CachedResult['status']> = {
+  a: 'active',
+  n: 'none',
+  p: 'private',
+  x: 'not_found',
+};
+const num = (v: number | null) => (v === null ? '' : String(v));
+const back = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
+
+/** `a|<userId>|<count>|<latest>|<expires>|<checkedAt>`: compact, no JSON keys. */
+export function encodeResult(r: CachedResult): string {
+  return [
+    STATUS_CODE[r.status],
+    r.userId ?? '',
+    num(r.storyCount),
+    num(r.latestStoryAtSecs),
+    num(r.expiresAtSecs),
+    r.checkedAtSecs,
+  ].join('|');
+}
+
+/** Inverse of {@link encodeResult}; null for anything unreadable. */
+export function decodeResult(v: string): CachedResult | null {
+  const [s, u, c, l, e, t] = v.split('|');
+  const status = CODE_STATUS[s ?? ''];
+  if (!status || t === undefined) return null;
+  return {
+    status,
+    userId: u ? u : null,
+    storyCount: back(c),
+    latestStoryAtSecs: back(l),
+    expiresAtSecs: back(e),
+    checkedAtSecs: Number(t),
+  };
+}

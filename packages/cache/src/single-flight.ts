@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { cacheKeys } from './keys.js';
+
+/** Options of {@link SingleFlight}. */
+export interface SingleFlightOptions<T> {
+  /** How long the leader's lock lives, in ms (it is released as soon as it is done). Default 30 000. */
+  lockMs?: number;
+  /** Longest a follower waits for the leader, in ms, before asking itself. Default 15 000. */
+  waitMs?: number;
+  /** Follower poll interval in ms. Default 25. */
+  pollMs?: number;
+  /** Serialises an answer for followers in other processes. */
+  encode: (v: T) => string;
+  /** Inverse of encode; null when unreadable. */
+  decode: (s: string) => T | null;
+}
+
+/** Compare-and-delete: release the lock only if it is still ours. KEYS[1] lock; ARGV[1] token. */
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+
+/**
+ * One upstream lookup for many askers of the same key, in one process (a shared promise) and
+ * across processes (a Redis lock; the leader publishes its answer under its token and the
+ * followers poll for it). A follower never waits longer than `waitMs`; if the leader fails or
+ * gives up, a follower takes over. Errors are not shared: each asker retries on its own terms.
+ */
+export class SingleFlight<T> {
+  private readonly local = new Map<string, Promise<{ value: T; shared: boolean }>>();
+  private readonly keys: ReturnType<typeof cacheKeys>;
+  private readonly lockMs: number;
+  private readonly waitMs: number;
+  private readonly pollMs: number;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly opts: SingleFlightOptions<T>,
+  ) {
+    this.keys = cacheKeys(prefix);
+    this.lockMs = opts.lockMs ?? 30_000;
+    this.waitMs = opts.waitMs ?? 15_000;
+    this.pollMs = opts.pollMs ?? 25;
+  }
+
+  /** Runs `fn` for `key` unless someone else is already running it; `shared` marks a borrowed answer. */
+  async run(
+    key: string,
+    fn: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<{ value: T; shared: boolean }> {
+    const inProcess = this.local.get(key);
+    if (inProcess) return inProcess.then((r) => ({ value: r.value, shared: true }));
+    const p = this.lead(key, fn, signal);
+    this.local.set(key, p);
+    try {
+      return await p;
+    } finally {
+      this.local.delete(key);
+    }
+  }
+
+  private async lead(
+    key: string,
+    fn: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<{ value: T; shared: boolean }> {
+    const lockKey = this.keys.flight(key);
+    const deadline = Date.now() + this.waitMs;
+    for (;;) {
+      const token = randomBytes(9).toString('base64url');
+      if ((await this.redis.set(lockKey, token, 'PX', this.lockMs, 'NX')) === 'OK') {
+        try {
+          const value = await fn();
+          await this.redis.set(
+            this.keys.flightResult(token),
+            this.opts.encode(value),
+            'PX',
+            Math.max(this.waitMs, 5_000),
+          );
+          return { value, shared: false };
+        } finally {
+          await this.redis.eval(RELEASE, 1, lockKey, token);
+        }
+      }
+      // Someone else leads: wait for its answer, or for its lock to go.
+      const leader = await this.redis.get(lockKey);
+      if (!leader) continue; // released in between: try to lead again
+      while (Date.now() < deadline) {
+        if (signal?.aborted) throw signal.reason;
+        const answer = await this.redis.get(this.keys.flightResult(leader));
+        if (answer !== null) {
+          const value = this.opts.decode(answer);
+          if (value !== null) return { value, shared: true };
+        }
+        if ((await this.redis.get(lockKey)) !== leader) break; // leader finished or failed
+        await new Promise((r) => setTimeout(r, this.pollMs));
+      }
+      const answer = await this.redis.get(this.keys.flightResult(leader));
+      const value = answer === null ? null : this.opts.decode(answer);
+      if (value !== null) return { value, shared: true };
+      if (Date.now() >= deadline) return { value: await fn(), shared: false }; // bounded wait
+    }
+  }
+}

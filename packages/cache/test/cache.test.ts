@@ -1,0 +1,152 @@
+import { Redis } from 'ioredis';
+import { TEST_REDIS_URL, createTestPrefix, sleep, type TestPrefix } from '@storycheck/testkit';
+import {
+  Caches,
+  SingleFlight,
+  decodeResult,
+  encodeResult,
+  type CachedResult,
+} from '../src/index.js';
+
+let tp: TestPrefix;
+let redis: Redis;
+let other: Redis;
+
+beforeAll(() => {
+  tp = createTestPrefix();
+  redis = new Redis(TEST_REDIS_URL);
+  other = new Redis(TEST_REDIS_URL); // a second "process"
+});
+afterAll(async () => {
+  await tp.clean();
+  redis.disconnect();
+  other.disconnect();
+});
+
+const result: CachedResult = {
+  status: 'active',
+  userId: '1234567890123',
+  storyCount: 3,
+  latestStoryAtSecs: 1_800_000_000,
+  expiresAtSecs: 1_800_086_400,
+  checkedAtSecs: 1_799_999_000,
+};
+
+describe('Caches', () => {
+  it('round-trips results compactly', () => {
+    const enc = encodeResult(result);
+    expect(enc.length).toBeLessThan(60);
+    expect(decodeResult(enc)).toEqual(result);
+    expect(decodeResult('garbage')).toBeNull();
+  });
+
+  it('caches user ids, not-found answers with their own TTL, and counts hits and misses', async () => {
+    const c = new Caches(redis, tp.prefix, { userIdMs: 60_000, notFoundMs: 300, resultMs: 60_000 });
+    expect(await c.getUserId('anna')).toBeNull();
+    await c.setUserId('anna', { found: true, userId: '42', isPrivate: true, seenAtSecs: 100 });
+    await c.setUserId('ghost', { found: false, seenAtSecs: 100 });
+    expect(await c.getUserId('anna')).toEqual({
+      found: true,
+      userId: '42',
+      isPrivate: true,
+      seenAtSecs: 100,
+    });
+    expect(await c.getUserId('ghost')).toEqual({ found: false, seenAtSecs: 100 });
+    expect(await redis.pttl(`${tp.prefix}:cache:uid:anna`)).toBeGreaterThan(50_000);
+    await sleep(400);
+    expect(await c.getUserId('ghost')).toBeNull();
+    const s = await c.stats();
+    expect(s.userIds).toMatchObject({ entries: 1, hits: 2, misses: 2, hitRatio: 0.5 });
+    await c.dropUserId('anna');
+    expect(await c.getUserId('anna')).toBeNull();
+  });
+
+  it('never keeps an active result past its story’s expiry; 0 TTL disables it', async () => {
+    const c = new Caches(redis, tp.prefix, {
+      userIdMs: 60_000,
+      notFoundMs: 60_000,
+      resultMs: 60_000,
+    });
+    const now = 1_800_000_000;
+    await c.setResult('soon', { ...result, expiresAtSecs: now + 5 }, now);
+    const ttl = await redis.pttl(`${tp.prefix}:cache:res:soon`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(5_000);
+    await c.setResult('gone', { ...result, expiresAtSecs: now - 1 }, now);
+    expect(await redis.exists(`${tp.prefix}:cache:res:gone`)).toBe(0);
+    const off = new Caches(redis, `${tp.prefix}-off`, { userIdMs: 1, notFoundMs: 1, resultMs: 0 });
+    await off.setResult('x', result);
+    expect(await off.getResult('x')).toBeNull();
+  });
+
+  it('clear empties exactly the chosen caches', async () => {
+    const c = new Caches(redis, `${tp.prefix}-clr`, {
+      userIdMs: 60_000,
+      notFoundMs: 60_000,
+      resultMs: 60_000,
+    });
+    for (let i = 0; i < 30; i++) {
+      await c.setUserId(`u${i}`, {
+        found: true,
+        userId: String(i + 1),
+        isPrivate: false,
+        seenAtSecs: 1,
+      });
+      await c.setResult(`u${i}`, { ...result, status: 'none', expiresAtSecs: null });
+    }
+    expect(await c.clear({ userIds: false, results: true })).toEqual({ userIds: 0, results: 30 });
+    expect((await c.stats()).results.entries).toBe(0);
+    expect((await c.stats()).userIds.entries).toBe(30);
+    expect(await c.clear({ userIds: true, results: true })).toEqual({ userIds: 30, results: 0 });
+    expect(await redis.keys(`${tp.prefix}-clr:cache:*`)).toEqual([]);
+  });
+});
+
+describe('SingleFlight', () => {
+  const codec = { encode: (v: string) => v, decode: (s: string) => s };
+
+  it('50 concurrent askers in two processes: one lookup', async () => {
+    const a = new SingleFlight<string>(redis, tp.prefix, codec);
+    const b = new SingleFlight<string>(other, tp.prefix, codec);
+    let calls = 0;
+    const lookup = async () => {
+      calls++;
+      await sleep(150);
+      return 'answer';
+    };
+    const all = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).run('same-user', lookup)),
+    );
+    expect(calls).toBe(1);
+    expect(all.every((r) => r.value === 'answer')).toBe(true);
+    expect(all.filter((r) => !r.shared)).toHaveLength(1);
+  });
+
+  it('when the leader fails, a follower takes over; errors are not shared', async () => {
+    const a = new SingleFlight<string>(redis, tp.prefix, codec);
+    const b = new SingleFlight<string>(other, tp.prefix, codec);
+    const leader = a.run('flaky', async () => {
+      await sleep(100);
+      throw new Error('upstream 502');
+    });
+    await sleep(20);
+    const follower = b.run('flaky', async () => 'second try');
+    await expect(leader).rejects.toThrow('upstream 502');
+    await expect(follower).resolves.toEqual({ value: 'second try', shared: false });
+  });
+
+  it('a follower waits no longer than its bound, then asks itself', async () => {
+    const a = new SingleFlight<string>(redis, tp.prefix, { ...codec, lockMs: 10_000 });
+    const b = new SingleFlight<string>(other, tp.prefix, { ...codec, waitMs: 200 });
+    const slow = a.run('stuck', async () => {
+      await sleep(1_500);
+      return 'late';
+    });
+    await sleep(20);
+    const t0 = Date.now();
+    const r = await b.run('stuck', async () => 'own');
+    expect(r).toEqual({ value: 'own', shared: false });
+    expect(Date.now() - t0).toBeLessThan(1_200);
+    await slow;
+  });
+});
