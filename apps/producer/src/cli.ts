@@ -9,6 +9,14 @@ import { results, RESULT_FORMATS } from './commands/results.js';
 import { batchesList, status } from './commands/status.js';
 import { batchesLog, reconcile } from './commands/batches.js';
 import { cacheClear, cacheStats } from './commands/cache.js';
+import {
+  proxiesImport,
+  proxiesList,
+  sessionsCheck,
+  sessionsImport,
+  sessionsList,
+  sessionsSetEnabled,
+} from './commands/pool.js';
 import { InputError } from './input.js';
 
 function positiveInt(v: string): number {
@@ -123,6 +131,48 @@ export async function runCli(
     .action(async (batchId: string, o: { json?: boolean }) => {
       await reconcile(context(), batchId, o);
     });
+
+  const proxies = program.command('proxies').description('HTTP proxies (one egress address each)');
+  proxies
+    .command('import')
+    .description('lines: URL or label=URL (http://user:pass@host:port); passwords stored encrypted')
+    .argument('<file>', 'input file, or - for stdin')
+    .action(async (file: string) => proxiesImport(context(), file));
+  proxies
+    .command('list')
+    .description('proxies with state and usage; passwords masked')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => proxiesList(context(), o));
+
+  const sessions = program.command('sessions').description('logged-in sessions (accounts you own)');
+  sessions
+    .command('import')
+    .description(
+      'JSON array or NDJSON of {label, sessionid, csrftoken?, ds_user_id?, proxy?, rate?, burst?}',
+    )
+    .argument('<file>', 'input file, or - for stdin')
+    .action(async (file: string) => sessionsImport(context(), file));
+  sessions
+    .command('list')
+    .description('status, proxy, last used, usage, cooldown; never a cookie')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => sessionsList(context(), o));
+  sessions
+    .command('check')
+    .description('ask the upstream whether each session is still logged in')
+    .argument('[labels...]')
+    .option('--json', 'print JSON')
+    .action(async (labels: string[], o: { json?: boolean }) => sessionsCheck(context(), labels, o));
+  sessions
+    .command('disable')
+    .argument('<label>')
+    .description('stop using a session')
+    .action(async (label: string) => sessionsSetEnabled(context(), label, false));
+  sessions
+    .command('enable')
+    .argument('<label>')
+    .description('use a session again (also after invalid/challenge)')
+    .action(async (label: string) => sessionsSetEnabled(context(), label, true));
 
   const cache = program.command('cache').description('the user-id and result caches');
   cache

@@ -1,4 +1,5 @@
 import type { CachedResult, Caches, SingleFlight } from '@storycheck/cache';
+import type { Fleet } from './fleet.js';
 import type {
   CheckResult,
   ProfileLookup,
@@ -23,6 +24,9 @@ export interface CheckOutcome {
   cacheHits: number;
   /** Phase timings of an own upstream check; null when none was made. */
   timings: CheckResult['timings'] | null;
+  /** Session and proxy of the profile lookup (labels, never secrets); null when none. */
+  sessionLabel: string | null;
+  proxyLabel: string | null;
 }
 
 /** The worker's parts a check goes through. */
@@ -31,6 +35,7 @@ export interface CheckingParts {
   coalescer: StoriesCoalescer;
   caches: Caches;
   flight: SingleFlight<CachedResult>;
+  fleet: Fleet;
 }
 
 /**
@@ -49,13 +54,14 @@ export async function checkUsername(
   if (hit) return fromCached(hit);
 
   let own: CheckResult | undefined;
+  const labels = { sessionLabel: null as string | null, proxyLabel: null as string | null };
   const { value, shared } = await flight.run(
     username,
     async () => {
       own = await checker.check(username, {
         signal,
         loadStories: (id) => coalescer.load(id),
-        lookupProfile: (u) => cachedLookup(parts, u, signal),
+        lookupProfile: (u) => cachedLookup(parts, u, signal, labels),
         onStaleUserId: (u) => caches.dropUserId(u),
       });
       const c = toCached(own);
@@ -76,6 +82,7 @@ export async function checkUsername(
     requests: own.requests,
     cacheHits: own.cacheHits,
     timings: own.timings,
+    ...labels,
   };
 }
 
@@ -83,6 +90,7 @@ async function cachedLookup(
   parts: CheckingParts,
   username: string,
   signal: AbortSignal,
+  labels: { sessionLabel: string | null; proxyLabel: string | null },
 ): Promise<ProfileLookup> {
   const entry = await parts.caches.getUserId(username);
   if (entry) {
@@ -90,7 +98,15 @@ async function cachedLookup(
       ? { found: true, userId: entry.userId, username, isPrivate: entry.isPrivate, cached: true }
       : { found: false, cached: true };
   }
-  const p = await parts.checker.lookupProfile(username, { signal });
+  const p = await parts.fleet.withLease(signal, (c) => {
+    labels.sessionLabel = c.sessionLabel;
+    labels.proxyLabel = c.proxyLabel;
+    return parts.checker.lookupProfile(username, {
+      signal,
+      ...(c.session ? { session: c.session } : {}),
+      ...(c.proxy ? { proxy: c.proxy } : {}),
+    });
+  });
   const seenAtSecs = Math.floor(Date.now() / 1000);
   if (!p.found) await parts.caches.setUserId(username, { found: false, seenAtSecs });
   else if (p.userId)
@@ -126,5 +142,7 @@ function fromCached(c: CachedResult): CheckOutcome {
     requests: 0,
     cacheHits: 1,
     timings: null,
+    sessionLabel: null,
+    proxyLabel: null,
   };
 }

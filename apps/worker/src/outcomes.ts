@@ -7,6 +7,7 @@ import {
   ThrottledError,
   UpstreamError,
 } from '@storycheck/story-checker';
+import { LeaseWaitError, NoSessionError } from './fleet.js';
 
 /**
  * What the worker does with a failed check: the one table of DESIGN.md's error taxonomy, not
@@ -30,6 +31,8 @@ const TABLE: Array<[new (...a: never[]) => Error, Action]> = [
 /** The action for an error; anything unknown is our bug. */
 export function actionFor(err: unknown): Action {
   if (err instanceof UpstreamError && err.code === 'aborted') return 'delay';
+  if (err instanceof LeaseWaitError || err instanceof NoSessionError) return 'delay';
+  if ((err as Error)?.name === 'AbortError') return 'delay'; // shutdown while waiting for budget
   for (const [cls, action] of TABLE) if (err instanceof cls) return action;
   return 'fail';
 }

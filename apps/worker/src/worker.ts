@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '@storycheck/config';
 import { redactString, type Logger } from '@storycheck/logger';
@@ -17,6 +18,7 @@ import {
 import { Caches, SingleFlight, decodeResult, encodeResult } from '@storycheck/cache';
 import { StoriesCoalescer, StoryChecker, ThrottledError } from '@storycheck/story-checker';
 import { checkUsername, type CheckOutcome } from './checking.js';
+import { Fleet, LeaseWaitError, NoSessionError } from './fleet.js';
 import { actionFor, causeChain, errorCode, throttleDelayMs } from './outcomes.js';
 import { startMaintenance } from './maintenance.js';
 
@@ -63,9 +65,49 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     logger,
   });
   const abort = new AbortController();
+  // Every in-flight job listens on this one signal: more than node's default 10 is normal.
+  setMaxListeners(0, abort.signal);
+  // Assigned once below; declared first because the fleet's pause/resume callback needs it.
+  // eslint-disable-next-line prefer-const
+  let worker: Worker<CheckPayload> | undefined;
+  let resumeTimer: NodeJS.Timeout | undefined;
+  const fleet = await Fleet.start({
+    config,
+    db: db.db,
+    redis: connection,
+    logger,
+    onUsableChange: (usable) => {
+      if (usable) return;
+      // No usable session at all: stop taking jobs until one is enabled or re-imported.
+      logger.error(
+        'no usable session: every session is invalid, challenged, suspended or disabled; pausing until one is usable',
+      );
+      worker?.pause(true).catch(() => undefined);
+      clearInterval(resumeTimer);
+      resumeTimer = setInterval(() => {
+        fleet
+          .anyUsable()
+          .then((ok) => {
+            if (!ok || !worker) return;
+            clearInterval(resumeTimer);
+            logger.info('a session is usable again; resuming');
+            void worker.resume();
+          })
+          .catch(() => undefined);
+      }, 5_000);
+      resumeTimer.unref();
+    },
+  });
   // The ids of jobs in flight share reels_media requests (DESIGN.md "Requests per check").
   const coalescer = new StoriesCoalescer({
-    fetch: (ids) => checker.fetchStories(ids, { signal: abort.signal }),
+    fetch: (ids) =>
+      fleet.withLease(abort.signal, (c) =>
+        checker.fetchStories(ids, {
+          signal: abort.signal,
+          ...(c.session ? { session: c.session } : {}),
+          ...(c.proxy ? { proxy: c.proxy } : {}),
+        }),
+      ),
     chunkSize: config.storiesChunkSize,
     maxWaitMs: config.storiesMaxWaitMs,
     onShrink: (n) =>
@@ -81,7 +123,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     encode: encodeResult,
     decode: decodeResult,
   });
-  const parts = { checker, coalescer, caches, flight };
+  const parts = { checker, coalescer, caches, flight, fleet };
   const startedBatches = new Set<string>();
   let throttleStreak = 0;
 
@@ -125,10 +167,14 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         throttleStreak += 1;
         const delayMs = abort.signal.aborted
           ? 0
-          : throttleDelayMs(
-              throttleStreak,
-              err instanceof ThrottledError ? err.retryAfterMs : undefined,
-            );
+          : err instanceof LeaseWaitError
+            ? err.waitMs + Math.floor(Math.random() * 250)
+            : err instanceof NoSessionError
+              ? 30_000
+              : throttleDelayMs(
+                  throttleStreak,
+                  err instanceof ThrottledError ? err.retryAfterMs : undefined,
+                );
         log.warn('check delayed', { username, errorCode: errorCode(err), delayMs });
         await appendBatchLog(db.db, [{ ...base, outcome: 'delayed', data: { delayMs } }]).catch(
           () => undefined,
@@ -195,6 +241,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         storiesMs: result.timings?.stories?.durationMs ?? null,
         requests: result.requests,
         cacheHits: result.cacheHits,
+        sessionLabel: result.sessionLabel,
+        proxyLabel: result.proxyLabel,
         attempt,
         outcome: result.status,
         data: applied ? (result.cached ? { cached: true } : null) : { duplicateDelivery: true },
@@ -212,7 +260,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     return { status: result.status };
   };
 
-  const worker = new Worker<CheckPayload>(
+  worker = new Worker<CheckPayload>(
     STORY_CHECK_QUEUE,
     processJob as (job: Job<CheckPayload>, token?: string) => Promise<{ status: string }>,
     {
@@ -269,6 +317,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         if (!settled) await worker.close(true);
       }
       await maintenance.close().catch(() => undefined);
+      fleet.close();
+      clearInterval(resumeTimer);
       checker.close();
       connection.disconnect();
       await db.close();

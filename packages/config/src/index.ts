@@ -78,6 +78,11 @@ const envSchema = z.object({
   PROXY_RATE: rate.default(parseRate('600/11m')),
   /** Burst per proxy. */
   PROXY_BURST: z.coerce.number().int().min(1).default(10),
+  /**
+   * Fraction shaved off every configured budget (rates × (1 − m), bursts − 1) so network
+   * jitter never pushes a request over the upstream's limit. 0 disables.
+   */
+  BUDGET_MARGIN: z.coerce.number().min(0).max(0.5).default(0.1),
   /** Optional budget for all traffic together; unset = no global budget. */
   GLOBAL_RATE: rate.optional(),
   /** Burst of the global budget. */
@@ -140,6 +145,7 @@ export interface Config {
   proxyBurst: number;
   globalRate: Rate | undefined;
   globalBurst: number;
+  budgetMargin: number;
   workerConcurrency: number;
   workerHttpPort: number | undefined;
   workerShutdownTimeoutMs: number;
@@ -192,6 +198,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     proxyBurst: e.PROXY_BURST,
     globalRate: e.GLOBAL_RATE,
     globalBurst: e.GLOBAL_BURST,
+    budgetMargin: e.BUDGET_MARGIN,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHttpPort: e.WORKER_HTTP_PORT,
     workerShutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT,

@@ -36,3 +36,4 @@ export {
   secretKeyId,
   type SecretKey,
 } from './secrets.js';
+export { openPool, poolDefaults, syncPool, type StoredProxy, type StoredSession } from './fleet.js';

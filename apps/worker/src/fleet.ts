@@ -1,0 +1,358 @@
+import type { Config } from '@storycheck/config';
+import {
+  listProxies,
+  listSessions,
+  mirrorPool,
+  type Db,
+  type ProxyRow,
+  type SessionRow,
+} from '@storycheck/db';
+import { registerSecret, type Logger } from '@storycheck/logger';
+import {
+  decryptSecret,
+  openPool,
+  parseSecretKeys,
+  syncPool,
+  type Lease,
+  type Pool,
+  type SecretKey,
+} from '@storycheck/pool';
+import {
+  ProxyError,
+  SessionBlockedError,
+  SessionDeadError,
+  ThrottledError,
+  type ProxyTarget,
+  type SessionCookies,
+} from '@storycheck/story-checker';
+import type { Redis } from 'ioredis';
+
+/** No budget now: the job goes back to the queue for `waitMs` without spending an attempt. */
+export class LeaseWaitError extends Error {
+  override name = 'LeaseWaitError';
+  readonly code = 'budget_wait';
+  constructor(readonly waitMs: number) {
+    super(`no session or proxy has budget for ${waitMs} ms`);
+  }
+}
+
+/** Every session is invalid, challenged, suspended or disabled: nothing can be sent. */
+export class NoSessionError extends Error {
+  override name = 'NoSessionError';
+  readonly code = 'session_unavailable';
+  constructor() {
+    super('no usable session: every session is invalid, challenged, suspended or disabled');
+  }
+}
+
+/** What a request is sent as. */
+export interface Credentials {
+  session?: SessionCookies;
+  proxy?: ProxyTarget;
+  /** Labels for logs and the batch log (never secrets). */
+  sessionLabel: string | null;
+  proxyLabel: string | null;
+}
+
+/** Options of {@link Fleet.start}. */
+export interface FleetOptions {
+  config: Config;
+  db: Db;
+  redis: Redis;
+  logger: Logger;
+  /** How long a request may wait in process for budget before its job is delayed (ms). Default 2 000. */
+  maxInProcessWaitMs?: number;
+  /** Store refresh and Postgres mirror period (ms). Default 30 000. */
+  syncEveryMs?: number;
+  /** Called when no session is usable (true) and when one is again (false). */
+  onUsableChange?: (usable: boolean) => void;
+}
+
+/** Sessions tried for one request before its job gives up for now. */
+const MAX_TRIES = 4;
+
+/**
+ * The worker's side of the session and proxy pool: it loads sessions and proxies from Postgres
+ * (decrypting cookies and proxy passwords into memory only), keeps the Redis pool in line with
+ * them, and sends every upstream request under a lease — one (session, proxy) pair within its
+ * budgets. Answers are reported back: success resets backoff, throttling cools the session
+ * (and its proxy when several of its sessions are throttled), a dead or blocked session is
+ * retired, a failing proxy opens its circuit; the request then moves to another session.
+ * With no sessions imported, requests go out without one (anonymous) and unmetered.
+ */
+export class Fleet {
+  private sessions = new Map<string, { cookies: SessionCookies; label: string }>();
+  private proxies = new Map<string, ProxyTarget>();
+  private readonly throttledAtByProxy = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private usable = true;
+  private ring: SecretKey[] | null;
+
+  private constructor(
+    private readonly opts: FleetOptions,
+    readonly pool: Pool,
+  ) {
+    this.ring = opts.config.secretKey ? parseSecretKeys(opts.config.secretKey) : null;
+  }
+
+  /** Loads the store, syncs the pool and starts the periodic refresh + mirror. */
+  static async start(opts: FleetOptions): Promise<Fleet> {
+    const f = new Fleet(opts, openPool(opts.config, opts.redis));
+    await f.refresh();
+    if (f.anonymous)
+      opts.logger.warn(
+        'no sessions imported: requests go out without a session and without budgets',
+      );
+    else
+      opts.logger.info('session pool loaded', {
+        sessions: f.sessions.size,
+        proxies: f.proxies.size,
+      });
+    const every = opts.syncEveryMs ?? 30_000;
+    f.timer = setInterval(() => {
+      f.refresh()
+        .then(() => f.mirror())
+        .catch((e: unknown) =>
+          opts.logger.warn('pool sync failed', { error: (e as Error).message }),
+        );
+    }, every);
+    f.timer.unref();
+    return f;
+  }
+
+  /** True when no session is imported: requests are sent without one. */
+  get anonymous(): boolean {
+    return this.sessions.size === 0;
+  }
+
+  /** Re-reads sessions and proxies from Postgres and upserts them into the pool (live states kept). */
+  async refresh(): Promise<void> {
+    const [proxyRows, sessionRows] = await Promise.all([
+      listProxies(this.opts.db),
+      listSessions(this.opts.db),
+    ]);
+    if (sessionRows.length && !this.ring) {
+      throw new Error(
+        `STORYCHECK_SECRET_KEY is not set, but ${sessionRows.length} sessions are imported`,
+      );
+    }
+    const proxies = new Map<string, ProxyTarget>();
+    for (const p of proxyRows) proxies.set(String(p.id), { label: p.label, url: this.proxyUrl(p) });
+    const sessions = new Map<string, { cookies: SessionCookies; label: string }>();
+    for (const s of sessionRows)
+      sessions.set(String(s.id), { label: s.label, cookies: this.cookies(s) });
+    await syncPool(
+      this.pool,
+      {
+        proxies: proxyRows.map((r) => ({ id: String(r.id), label: r.label, status: r.status })),
+        sessions: sessionRows.map((r) => ({
+          id: String(r.id),
+          label: r.label,
+          proxyId: r.proxyId === null ? null : String(r.proxyId),
+          rate: r.rate,
+          burst: r.burst,
+          status: r.status,
+        })),
+      },
+      { keepState: true, margin: this.opts.config.budgetMargin },
+    );
+    this.proxies = proxies;
+    this.sessions = sessions;
+  }
+
+  /** Mirrors the pool's live state into Postgres (status, usage, cooldown, last error). */
+  async mirror(): Promise<void> {
+    if (this.anonymous) return;
+    const snap = await this.pool.snapshot();
+    const d = (ms: number | null) => (ms === null ? null : new Date(ms));
+    await mirrorPool(this.opts.db, {
+      sessions: snap.sessions.map((s) => ({
+        id: Number(s.id),
+        status: s.status,
+        usageCount: s.usageCount,
+        lastUsed: d(s.lastUsedAt),
+        cooldownUntil: d(s.cooldownUntil),
+        lastError: s.lastError,
+      })),
+      proxies: snap.proxies.map((p) => ({
+        id: Number(p.id),
+        status: p.status,
+        usageCount: p.usageCount,
+        lastUsed: d(p.lastUsedAt),
+        cooldownUntil: d(p.cooldownUntil),
+        lastError: p.lastError,
+      })),
+    });
+  }
+
+  /** True when at least one session could be leased now or after a cooldown. */
+  async anyUsable(): Promise<boolean> {
+    if (this.anonymous) return true;
+    const snap = await this.pool.snapshot();
+    return snap.sessions.some((s) => s.status === 'active' || s.status === 'cooling');
+  }
+
+  /**
+   * Runs one upstream request under a lease, reporting its outcome to the pool. Throttled,
+   * dead, blocked sessions and broken proxies make it move to another session (up to 4
+   * tries). Waits up to `maxInProcessWaitMs` for budget, else throws LeaseWaitError; throws
+   * NoSessionError when no session is usable at all.
+   */
+  async withLease<T>(signal: AbortSignal, fn: (c: Credentials) => Promise<T>): Promise<T> {
+    if (this.anonymous) return fn({ sessionLabel: null, proxyLabel: null });
+    const maxWait = this.opts.maxInProcessWaitMs ?? 2_000;
+    let lastError: unknown;
+    for (let tries = 0; tries < MAX_TRIES;) {
+      if (signal.aborted) throw signal.reason;
+      const r = await this.pool.acquire();
+      if (!r.ok) {
+        if (r.reason === 'no_usable_session') {
+          this.setUsable(false);
+          throw new NoSessionError();
+        }
+        if (r.waitMs > maxWait) throw new LeaseWaitError(r.waitMs);
+        await sleep(r.waitMs, signal);
+        continue;
+      }
+      this.setUsable(true);
+      const lease = r.lease;
+      const creds = this.credentials(lease);
+      if (!creds) {
+        // Imported after our last refresh: load it and try again.
+        await this.refresh();
+        tries++;
+        continue;
+      }
+      tries++;
+      try {
+        const v = await fn(creds);
+        await this.pool.reportSuccess(lease);
+        return v;
+      } catch (e) {
+        lastError = e;
+        if (!(await this.report(lease, e))) throw e;
+      }
+    }
+    throw lastError ?? new LeaseWaitError(1_000);
+  }
+
+  /** Reports a failed request; true when another session should be tried. */
+  private async report(lease: Lease, e: unknown): Promise<boolean> {
+    const log = this.opts.logger;
+    if (e instanceof ThrottledError) {
+      // Several sessions of one proxy throttled within a minute: the IP is the pattern.
+      const now = Date.now();
+      const last = lease.proxyId ? this.throttledAtByProxy.get(lease.proxyId) : undefined;
+      const ipPattern = last !== undefined && now - last < 60_000;
+      if (lease.proxyId) this.throttledAtByProxy.set(lease.proxyId, now);
+      const t = await this.pool.reportThrottled(lease, {
+        retryAfterMs: e.retryAfterMs,
+        ipPattern,
+        code: e.code,
+      });
+      log.warn('session throttled; cooling down', {
+        session: lease.sessionLabel,
+        proxy: lease.proxyLabel,
+        ipPattern,
+        cooldownMs:
+          t.sessionCooldownUntilUs === null
+            ? null
+            : Math.round((t.sessionCooldownUntilUs - t.nowUs) / 1000),
+      });
+      return true;
+    }
+    if (e instanceof SessionDeadError || e instanceof SessionBlockedError) {
+      const kind =
+        e instanceof SessionDeadError
+          ? 'invalid'
+          : e.kind === 'suspended'
+            ? 'suspended'
+            : 'challenge';
+      await this.pool.reportSessionDead(
+        lease,
+        kind,
+        e instanceof SessionBlockedError ? `${e.code}:${e.kind}` : e.code,
+      );
+      log.warn('session retired', { session: lease.sessionLabel, state: kind, errorCode: e.code });
+      await this.mirror().catch(() => undefined);
+      return true;
+    }
+    if (e instanceof ProxyError) {
+      const r = await this.pool.reportProxyBroken(lease, e.code);
+      log.warn('proxy broken; circuit open', {
+        proxy: lease.proxyLabel,
+        recoverInMs: r ? Math.round((r.recoverAtUs - r.nowUs) / 1000) : null,
+      });
+      return true;
+    }
+    // An answer that is no verdict on the session (5xx, malformed): the lease was used; no report.
+    return false;
+  }
+
+  private setUsable(usable: boolean): void {
+    if (usable === this.usable) return;
+    this.usable = usable;
+    this.opts.onUsableChange?.(usable);
+  }
+
+  private credentials(lease: Lease): Credentials | null {
+    const s = this.sessions.get(lease.sessionId);
+    if (!s) return null;
+    const p = lease.proxyId ? this.proxies.get(lease.proxyId) : undefined;
+    if (lease.proxyId && !p) return null;
+    return {
+      session: s.cookies,
+      ...(p ? { proxy: p } : {}),
+      sessionLabel: lease.sessionLabel,
+      proxyLabel: lease.proxyLabel,
+    };
+  }
+
+  private cookies(row: SessionRow): SessionCookies {
+    const c = JSON.parse(decryptSecret(row.cookiesEnc, this.ring!, `session:${row.label}`)) as {
+      sessionid: string;
+      csrftoken: string | null;
+      ds_user_id: string | null;
+    };
+    registerSecret(c.sessionid);
+    if (c.csrftoken) registerSecret(c.csrftoken);
+    return {
+      sessionid: c.sessionid,
+      ...(c.csrftoken ? { csrftoken: c.csrftoken } : {}),
+      ...(c.ds_user_id ? { dsUserId: c.ds_user_id } : {}),
+    };
+  }
+
+  private proxyUrl(row: ProxyRow): string {
+    if (!row.passwordEnc) return row.url;
+    if (!this.ring)
+      throw new Error(
+        `STORYCHECK_SECRET_KEY is not set, but proxy ${row.label} has a stored password`,
+      );
+    const u = new URL(row.url);
+    u.password = encodeURIComponent(
+      decryptSecret(row.passwordEnc, this.ring, `proxy:${row.label}`),
+    );
+    return u.href.replace(/\/$/, '');
+  }
+
+  /** Stops the periodic sync. */
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

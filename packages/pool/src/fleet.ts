@@ -1,0 +1,86 @@
+import { parseRate, type Config, type Rate } from '@storycheck/config';
+import type { Redis } from 'ioredis';
+import { createPool, type Pool, type PoolDefaults } from './pool.js';
+
+/**
+ * Pool defaults from the configuration (SESSION_*, PROXY_*, GLOBAL_*), shaved by
+ * BUDGET_MARGIN (default 0.1): rates × (1 − margin) and bursts − 1 (at least 1). Requests
+ * admitted exactly at the interval reach the upstream with network jitter, and an upstream
+ * that enforces the same budget would count the early ones as over it; the margin keeps
+ * jitter from ever costing a 429.
+ */
+export function poolDefaults(config: Config): PoolDefaults {
+  const m = config.budgetMargin;
+  const burst = (b: number) => (m > 0 ? Math.max(1, b - 1) : b);
+  return {
+    sessionRate: shave(config.sessionRate, m),
+    sessionBurst: burst(config.sessionBurst),
+    proxyRate: shave(config.proxyRate, m),
+    proxyBurst: burst(config.proxyBurst),
+    globalRate: config.globalRate ? shave(config.globalRate, m) : undefined,
+    globalBurst: burst(config.globalBurst),
+  };
+}
+
+/** The pool of this deployment (STORYCHECK_PREFIX) on `redis`, with the configured budgets. */
+export function openPool(config: Config, redis: Redis): Pool {
+  return createPool({ redis, prefix: config.prefix, defaults: poolDefaults(config) });
+}
+
+/** What the store (Postgres) knows of one member: ids are the rows' ids as strings. */
+export interface StoredSession {
+  id: string;
+  label: string;
+  proxyId: string | null;
+  /** `N/duration` or null for the default. */
+  rate: string | null;
+  burst: number | null;
+  /** Postgres status: a `disabled` session stays disabled in the pool. */
+  status: string;
+}
+
+/** A stored proxy. */
+export interface StoredProxy {
+  id: string;
+  label: string;
+  status: string;
+}
+
+/**
+ * Brings the pool in line with the store: creates missing members and updates labels, bindings
+ * and budgets. With `keepState` (a worker's periodic sync) live states survive — an invalid
+ * session is not revived; without it (an import) imported members become active. Sessions and
+ * proxies disabled in the store are disabled in the pool either way.
+ */
+export async function syncPool(
+  pool: Pool,
+  store: { proxies: StoredProxy[]; sessions: StoredSession[] },
+  opts: {
+    keepState: boolean;
+    /** BUDGET_MARGIN, applied to per-session overrides too. */ margin?: number;
+  },
+): Promise<void> {
+  const m = opts.margin ?? 0;
+  for (const p of store.proxies) {
+    await pool.upsertProxy({ id: p.id, label: p.label }, { keepState: opts.keepState });
+    if (p.status === 'disabled') await pool.markProxy(p.id, 'disabled');
+  }
+  for (const s of store.sessions) {
+    await pool.upsertSession(
+      {
+        id: s.id,
+        label: s.label,
+        proxyId: s.proxyId,
+        rate: s.rate ? shave(parseRate(s.rate), m) : undefined,
+        burst: s.burst === null ? undefined : m > 0 ? Math.max(1, s.burst - 1) : s.burst,
+      },
+      { keepState: opts.keepState },
+    );
+    if (s.status === 'disabled') await pool.disableSession(s.id);
+  }
+}
+
+/** A rate slowed by `margin`: the same count over period / (1 − margin). */
+function shave(r: Rate, margin: number): Rate {
+  return margin > 0 ? { count: r.count, periodMs: Math.ceil(r.periodMs / (1 - margin)) } : r;
+}
