@@ -8,14 +8,24 @@ import type { Queue } from 'bullmq';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Redis } from 'ioredis';
 import type { Config } from '@storycheck/config';
+import { listBatches, openDb, type BatchStatus } from '@storycheck/db';
 import type { Logger } from '@storycheck/logger';
+import { createPool, type PoolSnapshot } from '@storycheck/pool';
 import { createRedis, openCheckQueue } from '@storycheck/queue';
+import { BoardMetrics } from './metrics.js';
+import { renderBatchesPage, renderErrorPage, renderPoolPage } from './pages.js';
 
 /** Realm sent in `WWW-Authenticate`; browsers show it in the login prompt. */
 const REALM = 'storycheck';
 
-/** How long `/readyz` waits for Redis to answer PING before it reports 503 (ms). */
+/** How long `/readyz` waits for Redis (PING) and Postgres (SELECT 1) before it reports 503 (ms). */
 const READY_PING_TIMEOUT_MS = 1_000;
+
+/** How long `/pool` and `/batches` wait for Redis / Postgres before answering 503 (ms). */
+const PAGE_READ_TIMEOUT_MS = 5_000;
+
+/** Batches shown by `/batches` unless `?limit=` (1–200) says otherwise. */
+const DEFAULT_BATCH_LIMIT = 20;
 
 /** How long `close()` lets open HTTP requests finish before it drops their sockets (ms). */
 const HTTP_CLOSE_GRACE_MS = 2_000;
@@ -37,6 +47,14 @@ export interface BoardAppOptions {
   redis: Redis;
   /** Where request errors go. */
   logger: Logger;
+  /** Postgres probe for `/readyz` (resolves when it answers); undefined = not checked. */
+  postgres?: (() => Promise<void>) | undefined;
+  /** Source of `/pool`; undefined = the page says the pool is not configured. */
+  poolSnapshot?: (() => Promise<PoolSnapshot>) | undefined;
+  /** Source of `/batches` (newest first, at most `limit`); undefined = not configured. */
+  listBatches?: ((limit: number) => Promise<BatchStatus[]>) | undefined;
+  /** Served at `/metrics` (behind the same auth as the UI); undefined = 404. */
+  metrics?: { render(): Promise<string>; readonly contentType: string } | undefined;
 }
 
 /** What {@link startBoard} returns. */
@@ -91,24 +109,49 @@ function basicAuth(user: string, password: string) {
   };
 }
 
-/** Resolves true when Redis answers PING within `timeoutMs`, false on error or timeout. */
-async function pingRedis(redis: Redis, timeoutMs: number): Promise<boolean> {
+/** Resolves true when `check` resolves within `timeoutMs`, false on rejection or timeout. */
+async function answers(check: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), timeoutMs);
   });
   try {
-    return await Promise.race([redis.ping().then((r) => r === 'PONG'), timeout]);
-  } catch {
-    return false;
+    return await Promise.race([
+      Promise.resolve()
+        .then(check)
+        .then(
+          () => true,
+          () => false,
+        ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }
 }
 
+/** Rejects when `p` has not settled within `ms`. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends a server-rendered page, never cached (it may show operator data). */
+function sendPage(res: Response, status: number, html: string): void {
+  res.status(status).set('cache-control', 'no-store').type('html').send(html);
+}
+
 /**
  * Builds the board's express app: `/healthz` and `/readyz` without auth, then Basic auth (when a
- * password is set), then the read-only guard, then bull-board mounted at `/`.
+ * password is set) in front of everything else — `/metrics`, `/pool`, `/batches` — then the
+ * read-only guard, then bull-board mounted at `/`.
  */
 export function createBoardApp(opts: BoardAppOptions): Express {
   const app = express();
@@ -118,11 +161,69 @@ export function createBoardApp(opts: BoardAppOptions): Express {
     res.status(200).json({ ok: true });
   });
   app.get('/readyz', async (_req, res) => {
-    if (await pingRedis(opts.redis, READY_PING_TIMEOUT_MS)) res.status(200).json({ ok: true });
-    else res.status(503).json({ ok: false, error: 'redis unavailable' });
+    const postgres = opts.postgres;
+    const [redisOk, postgresOk] = await Promise.all([
+      answers(async () => {
+        if ((await opts.redis.ping()) !== 'PONG') throw new Error('unexpected PING answer');
+      }, READY_PING_TIMEOUT_MS),
+      postgres ? answers(postgres, READY_PING_TIMEOUT_MS) : Promise.resolve(undefined),
+    ]);
+    const checks: Record<string, 'ok' | 'down'> = { redis: redisOk ? 'ok' : 'down' };
+    if (postgresOk !== undefined) checks.postgres = postgresOk ? 'ok' : 'down';
+    const down = Object.keys(checks).filter((k) => checks[k] !== 'ok');
+    if (down.length === 0) res.status(200).json({ ok: true, checks });
+    else res.status(503).json({ ok: false, error: `${down.join(', ')} unavailable`, checks });
   });
 
   if (opts.password !== undefined) app.use(basicAuth(opts.user, opts.password));
+
+  app.get('/metrics', async (_req, res) => {
+    if (!opts.metrics) {
+      res.status(404).json({ error: 'metrics not configured' });
+      return;
+    }
+    const text = await opts.metrics.render();
+    res.status(200).set('content-type', opts.metrics.contentType).send(text);
+  });
+
+  app.get('/pool', async (_req, res) => {
+    if (!opts.poolSnapshot) {
+      sendPage(res, 404, renderErrorPage('/pool', 'The pool is not configured on this board.'));
+      return;
+    }
+    let snap: PoolSnapshot;
+    try {
+      snap = await within(opts.poolSnapshot(), PAGE_READ_TIMEOUT_MS);
+    } catch (err) {
+      opts.logger.warn('pool page: cannot read the pool', { error: (err as Error).message });
+      sendPage(res, 503, renderErrorPage('/pool', 'Redis is unavailable: cannot read the pool.'));
+      return;
+    }
+    sendPage(res, 200, renderPoolPage(snap));
+  });
+
+  app.get('/batches', async (req, res) => {
+    if (!opts.listBatches) {
+      sendPage(res, 404, renderErrorPage('/batches', 'Batches are not configured on this board.'));
+      return;
+    }
+    const asked = Number(typeof req.query.limit === 'string' ? req.query.limit : NaN);
+    const limit =
+      Number.isInteger(asked) && asked >= 1 && asked <= 200 ? asked : DEFAULT_BATCH_LIMIT;
+    let rows: BatchStatus[];
+    try {
+      rows = await within(opts.listBatches(limit), PAGE_READ_TIMEOUT_MS);
+    } catch (err) {
+      opts.logger.warn('batches page: cannot read batches', { error: (err as Error).message });
+      sendPage(
+        res,
+        503,
+        renderErrorPage('/batches', 'Postgres is unavailable: cannot read the batches.'),
+      );
+      return;
+    }
+    sendPage(res, 200, renderBatchesPage(rows, Date.now()));
+  });
 
   if (opts.readonly) {
     // bull-board's own readOnlyMode only hides buttons and answers 405 from inside each handler;
@@ -143,7 +244,16 @@ export function createBoardApp(opts: BoardAppOptions): Express {
   createBullBoard({
     queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: opts.readonly })),
     serverAdapter,
-    options: { uiConfig: { boardTitle: 'storycheck' } },
+    options: {
+      uiConfig: {
+        boardTitle: 'storycheck',
+        // Shown in bull-board's menu: the board's own pages, next to the queues.
+        miscLinks: [
+          { text: 'Pool (sessions, proxies)', url: '/pool' },
+          { text: 'Batches', url: '/batches' },
+        ],
+      },
+    },
   });
   app.use('/', serverAdapter.getRouter() as express.Router);
 
@@ -204,8 +314,10 @@ function closeServer(server: Server): Promise<void> {
 
 /**
  * Starts the board from config: refuses a non-loopback host without BOARD_PASSWORD (throws before
- * opening anything), opens a Redis client and the check queue under the config's prefix, and
- * listens on `config.board.host:port` (port 0 picks a free port; the returned url has the real one).
+ * opening anything), opens a Redis client, the check queue and the pool under the config's
+ * prefix and a small Postgres pool (DATABASE_URL; connects lazily, so the board starts while
+ * Postgres is down and `/readyz` says so), and listens on `config.board.host:port` (port 0
+ * picks a free port; the returned url has the real one).
  */
 export async function startBoard(config: Config, deps: { logger: Logger }): Promise<RunningBoard> {
   const { logger } = deps;
@@ -227,13 +339,47 @@ export async function startBoard(config: Config, deps: { logger: Logger }): Prom
   // The queue re-emits connection errors; without a listener they would crash the process.
   queue.on('error', () => undefined);
 
-  const app = createBoardApp({ queues: [queue], readonly, user, password, redis, logger });
+  // Two connections are plenty: the board reads a page of batches and probes readiness.
+  const db = openDb(config.databaseUrl, {
+    max: 2,
+    onError: (err) => logger.warn('postgres connection error', { error: err.message }),
+  });
+  const pool = createPool({
+    redis,
+    prefix: config.prefix,
+    defaults: {
+      sessionRate: config.sessionRate,
+      sessionBurst: config.sessionBurst,
+      proxyRate: config.proxyRate,
+      proxyBurst: config.proxyBurst,
+      globalRate: config.globalRate,
+      globalBurst: config.globalBurst,
+    },
+  });
+  const poolSnapshot = () => pool.snapshot();
+  const metrics = new BoardMetrics({ queues: [queue], poolSnapshot });
+
+  const app = createBoardApp({
+    queues: [queue],
+    readonly,
+    user,
+    password,
+    redis,
+    logger,
+    postgres: async () => {
+      await db.pool.query('SELECT 1');
+    },
+    poolSnapshot,
+    listBatches: (limit) => listBatches(db.db, limit),
+    metrics,
+  });
   const server = createServer(app);
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await closeServer(server);
       await queue.close().catch(() => undefined);
+      await db.close().catch(() => undefined);
       // BullMQ leaves a connection it was given open; QUIT it, or drop it if Redis is away.
       await redis.quit().catch(() => redis.disconnect());
     })();

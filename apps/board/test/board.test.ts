@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
+import { migrate } from '@storycheck/db';
+import { createTestDatabase, type TestDatabase } from '@storycheck/testkit';
 import {
   CHECK_JOB,
   STORY_CHECK_QUEUE,
@@ -24,11 +26,13 @@ let queue: CheckQueue;
 let readonlyBoard: RunningBoard;
 let writableBoard: RunningBoard;
 let baselineTcp = 0;
+let tdb: TestDatabase;
 const batchId = randomUUID();
 const waitingIds = [checkJobId(batchId, 'alice'), checkJobId(batchId, 'bob')];
 const delayedId = checkJobId(batchId, 'carol');
 
 beforeAll(async () => {
+  tdb = await createTestDatabase(migrate);
   redis = createRedis(REDIS_URL, { name: 'board-test' });
   queue = openCheckQueue(redis, PREFIX);
   await queue.waitUntilReady();
@@ -40,7 +44,7 @@ beforeAll(async () => {
     { batchId, username: 'carol' },
     { jobId: delayedId, delay: 3_600_000 },
   );
-  const creds = { BOARD_USER: USER, BOARD_PASSWORD: PASSWORD };
+  const creds = { BOARD_USER: USER, BOARD_PASSWORD: PASSWORD, DATABASE_URL: tdb.url };
   readonlyBoard = await startBoard(boardConfig(PREFIX, creds), { logger });
   writableBoard = await startBoard(boardConfig(PREFIX, { ...creds, BOARD_READONLY: 'false' }), {
     logger,
@@ -53,6 +57,7 @@ afterAll(async () => {
   await queue?.obliterate({ force: true });
   await queue?.close();
   await redis?.quit();
+  await tdb?.drop();
 });
 
 describe('basic auth', () => {
@@ -64,12 +69,12 @@ describe('basic auth', () => {
   });
 
   it.each([
-    ['wrong password', basic(USER, 'nope')],
-    ['wrong user', basic('root', PASSWORD)],
-    ['password prefix', basic(USER, PASSWORD.slice(0, 5))],
-    ['not Basic', `Bearer ${PASSWORD}`],
-    ['garbage', 'Basic !!!'],
-  ])('answers 401 for %s', async (_label, authorization) => {
+    { label: 'wrong password', authorization: basic(USER, 'nope') },
+    { label: 'wrong user', authorization: basic('root', PASSWORD) },
+    { label: 'password prefix', authorization: basic(USER, PASSWORD.slice(0, 5)) },
+    { label: 'not Basic', authorization: `Bearer ${PASSWORD}` },
+    { label: 'garbage', authorization: 'Basic !!!' },
+  ])('answers 401 for $label', async ({ authorization }) => {
     const res = await fetch(`${readonlyBoard.url}/api/queues`, { headers: { authorization } });
     expect(res.status).toBe(401);
     await res.arrayBuffer();
@@ -98,10 +103,28 @@ describe('health', () => {
     expect(await res.json()).toEqual({ ok: true });
   });
 
-  it('/readyz is 200 without auth when Redis answers', async () => {
+  it('/readyz is 200 without auth when Redis and Postgres answer', async () => {
     const res = await fetch(`${readonlyBoard.url}/readyz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true });
+    expect(await res.json()).toEqual({ ok: true, checks: { redis: 'ok', postgres: 'ok' } });
+  });
+
+  it('/readyz is 503 naming Postgres when its database does not answer', async () => {
+    const board = await startBoard(
+      boardConfig(PREFIX, { DATABASE_URL: `${tdb.url}_missing`, BOARD_HOST: 'localhost' }),
+      { logger },
+    );
+    try {
+      const res = await fetch(`${board.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toEqual({
+        ok: false,
+        error: 'postgres unavailable',
+        checks: { redis: 'ok', postgres: 'down' },
+      });
+    } finally {
+      await board.close();
+    }
   });
 
   it('/readyz is 503 within about 1 s when Redis does not answer', async () => {
@@ -134,7 +157,11 @@ describe('health', () => {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`);
       const elapsedMs = Date.now() - started;
       expect(res.status).toBe(503);
-      expect(await res.json()).toEqual({ ok: false, error: 'redis unavailable' });
+      expect(await res.json()).toEqual({
+        ok: false,
+        error: 'redis unavailable',
+        checks: { redis: 'down' },
+      });
       expect(elapsedMs).toBeGreaterThanOrEqual(900);
       expect(elapsedMs).toBeLessThan(3_000);
     } finally {
@@ -190,37 +217,40 @@ describe('queues API', () => {
 
 describe('read-only enforcement', () => {
   const name = STORY_CHECK_QUEUE;
-  const writes: [string, string][] = [
-    ['PUT', `/api/queues/${name}/${waitingIds[0]}/clean`],
-    ['PUT', `/api/queues/${name}/${delayedId}/promote`],
-    ['PUT', `/api/queues/${name}/${waitingIds[0]}/retry`],
-    ['PUT', `/api/queues/${name}/retry/failed`],
-    ['PUT', `/api/queues/${name}/clean/waiting`],
-    ['PUT', `/api/queues/${name}/empty`],
-    ['PUT', `/api/queues/${name}/obliterate`],
-    ['PUT', `/api/queues/${name}/pause`],
-    ['PUT', '/api/queues/pause'],
-    ['POST', `/api/queues/${name}/add`],
-    ['PATCH', `/api/queues/${name}/${delayedId}/delay`],
-    ['DELETE', `/api/queues/${name}/${waitingIds[0]}`],
-    ['PUT', `/API/queues/${name}/${waitingIds[0]}/clean`],
-    ['PUT', `//api/queues/${name}/${waitingIds[0]}/clean`],
+  const writes: { method: string; path: string }[] = [
+    { method: 'PUT', path: `/api/queues/${name}/${waitingIds[0]}/clean` },
+    { method: 'PUT', path: `/api/queues/${name}/${delayedId}/promote` },
+    { method: 'PUT', path: `/api/queues/${name}/${waitingIds[0]}/retry` },
+    { method: 'PUT', path: `/api/queues/${name}/retry/failed` },
+    { method: 'PUT', path: `/api/queues/${name}/clean/waiting` },
+    { method: 'PUT', path: `/api/queues/${name}/empty` },
+    { method: 'PUT', path: `/api/queues/${name}/obliterate` },
+    { method: 'PUT', path: `/api/queues/${name}/pause` },
+    { method: 'PUT', path: '/api/queues/pause' },
+    { method: 'POST', path: `/api/queues/${name}/add` },
+    { method: 'PATCH', path: `/api/queues/${name}/${delayedId}/delay` },
+    { method: 'DELETE', path: `/api/queues/${name}/${waitingIds[0]}` },
+    { method: 'PUT', path: `/API/queues/${name}/${waitingIds[0]}/clean` },
+    { method: 'PUT', path: `//api/queues/${name}/${waitingIds[0]}/clean` },
   ];
 
-  it.each(writes)('refuses %s %s with 403 and leaves the jobs alone', async (method, path) => {
-    const res = await fetch(`${readonlyBoard.url}${path}`, {
-      method,
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'check', data: {}, delay: 1, force: true }),
-    });
-    expect(res.status).toBe(403);
-    expect(await res.json()).toEqual({ error: 'board is read-only (BOARD_READONLY=true)' });
-    expect(await queue.getJobState(waitingIds[0]!)).toBe('waiting');
-    expect(await queue.getJobState(waitingIds[1]!)).toBe('waiting');
-    expect(await queue.getJobState(delayedId)).toBe('delayed');
-    expect(await queue.isPaused()).toBe(false);
-    expect(await queue.count()).toBe(3);
-  });
+  it.each(writes)(
+    'refuses $method $path with 403 and leaves the jobs alone',
+    async ({ method, path }) => {
+      const res = await fetch(`${readonlyBoard.url}${path}`, {
+        method,
+        headers: { ...AUTH, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'check', data: {}, delay: 1, force: true }),
+      });
+      expect(res.status).toBe(403);
+      expect(await res.json()).toEqual({ error: 'board is read-only (BOARD_READONLY=true)' });
+      expect(await queue.getJobState(waitingIds[0]!)).toBe('waiting');
+      expect(await queue.getJobState(waitingIds[1]!)).toBe('waiting');
+      expect(await queue.getJobState(delayedId)).toBe('delayed');
+      expect(await queue.isPaused()).toBe(false);
+      expect(await queue.count()).toBe(3);
+    },
+  );
 
   it('asks for credentials before saying read-only', async () => {
     const res = await fetch(`${readonlyBoard.url}/api/queues/pause`, { method: 'PUT' });
@@ -259,7 +289,10 @@ describe('startBoard', () => {
   });
 
   it('starts without a password on loopback, with auth off', async () => {
-    const board = await startBoard(boardConfig(PREFIX, { BOARD_HOST: 'localhost' }), { logger });
+    const board = await startBoard(
+      boardConfig(PREFIX, { BOARD_HOST: 'localhost', DATABASE_URL: tdb.url }),
+      { logger },
+    );
     try {
       const res = await fetch(`${board.url}/api/queues`);
       expect(res.status).toBe(200);

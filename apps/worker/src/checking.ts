@@ -1,5 +1,6 @@
 import type { CachedResult, Caches, SingleFlight } from '@storycheck/cache';
 import type { Fleet } from './fleet.js';
+import type { WorkerMetrics } from './metrics.js';
 import type {
   CheckResult,
   ProfileLookup,
@@ -36,6 +37,7 @@ export interface CheckingParts {
   caches: Caches;
   flight: SingleFlight<CachedResult>;
   fleet: Fleet;
+  metrics?: WorkerMetrics;
 }
 
 /**
@@ -51,6 +53,7 @@ export async function checkUsername(
 ): Promise<CheckOutcome> {
   const { checker, coalescer, caches, flight } = parts;
   const hit = await caches.getResult(username);
+  parts.metrics?.cacheLookup('results', hit !== null);
   if (hit) return fromCached(hit);
 
   let own: CheckResult | undefined;
@@ -93,6 +96,7 @@ async function cachedLookup(
   labels: { sessionLabel: string | null; proxyLabel: string | null },
 ): Promise<ProfileLookup> {
   const entry = await parts.caches.getUserId(username);
+  parts.metrics?.cacheLookup('userIds', entry !== null);
   if (entry) {
     return entry.found
       ? { found: true, userId: entry.userId, username, isPrivate: entry.isPrivate, cached: true }

@@ -24,8 +24,22 @@ async function main(): Promise<number> {
     format: config.log.format,
     scope: 'worker',
   });
-  const running = await startWorker({ config, logger });
+  let stalled = false;
+  const running = await startWorker({
+    config,
+    logger,
+    // The watchdog saw jobs waiting and none taken: log why, close briefly, exit 1 so the
+    // supervisor restarts a fresh process.
+    onStall: (reason) => {
+      if (stalled) return;
+      stalled = true;
+      logger.error(reason, { idleMs: config.workerWatchdogIdleMs });
+      setTimeout(() => process.exit(1), 5_000).unref();
+      void running.close(3_000).finally(() => process.exit(1));
+    },
+  });
   logger.info('worker started', {
+    ...(running.httpUrl ? { http: running.httpUrl } : {}),
     pid: process.pid,
     concurrency: config.workerConcurrency,
     prefix: config.prefix,

@@ -12,6 +12,7 @@ import {
 import {
   STORY_CHECK_QUEUE,
   createRedis,
+  openCheckQueue,
   parseCheckPayload,
   type CheckPayload,
 } from '@storycheck/queue';
@@ -19,6 +20,9 @@ import { Caches, SingleFlight, decodeResult, encodeResult } from '@storycheck/ca
 import { StoriesCoalescer, StoryChecker, ThrottledError } from '@storycheck/story-checker';
 import { checkUsername, type CheckOutcome } from './checking.js';
 import { Fleet, LeaseWaitError, NoSessionError } from './fleet.js';
+import { WorkerMetrics, statusClassOf } from './metrics.js';
+import { startHealthServer, type HealthServer } from './health.js';
+import { startWatchdog } from './watchdog.js';
 import { actionFor, causeChain, errorCode, throttleDelayMs } from './outcomes.js';
 import { startMaintenance } from './maintenance.js';
 
@@ -31,6 +35,8 @@ export interface RunningWorker {
    * connection. Safe to call twice; the second call forces.
    */
   close(timeoutMs?: number): Promise<void>;
+  /** URL of the health/metrics server (WORKER_HTTP_PORT), if it runs. */
+  httpUrl?: string | undefined;
 }
 
 /** Options of {@link startWorker}. */
@@ -39,6 +45,8 @@ export interface StartWorkerOptions {
   logger: Logger;
   /** Worker name shown in bull-board and logs. Default `worker-<pid>`. */
   name?: string;
+  /** The watchdog saw the worker stall (jobs waiting, none taken): the process should exit 1. */
+  onStall?: (reason: string) => void;
 }
 
 /**
@@ -59,10 +67,17 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     name,
     onError: (e) => logger.warn('redis connection error', { error: e.message }),
   });
+  const queue = openCheckQueue(connection, config.prefix);
+  queue.on('error', () => undefined);
+  const metrics = new WorkerMetrics({ queue });
   const checker = new StoryChecker({
     baseUrl: config.igBaseUrl,
     requestTimeoutMs: config.requestTimeoutMs,
     logger,
+    onAnswer: (a) => {
+      metrics.upstreamRequest(a.endpoint, statusClassOf(a.statusCode));
+      if (a.throttled) metrics.throttled(a.endpoint);
+    },
   });
   const abort = new AbortController();
   // Every in-flight job listens on this one signal: more than node's default 10 is normal.
@@ -77,6 +92,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     redis: connection,
     logger,
     onUsableChange: (usable) => {
+      metrics.noUsableSession(!usable);
       if (usable) return;
       // No usable session at all: stop taking jobs until one is enabled or re-imported.
       logger.error(
@@ -123,7 +139,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     encode: encodeResult,
     decode: decodeResult,
   });
-  const parts = { checker, coalescer, caches, flight, fleet };
+  const parts = { checker, coalescer, caches, flight, fleet, metrics };
   const startedBatches = new Set<string>();
   let throttleStreak = 0;
 
@@ -209,6 +225,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         error: base.errorMessage,
         cause: base.cause,
       });
+      metrics.checkFinished('failed', finishedAt.getTime() - t0.getTime(), false);
       if (outcome.completedBatch) log.info('batch completed');
       if (action === 'fail')
         throw new UnrecoverableError(`${base.errorCode}: ${base.errorMessage}`);
@@ -248,6 +265,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         data: applied ? (result.cached ? { cached: true } : null) : { duplicateDelivery: true },
       }),
     );
+    metrics.checkFinished(result.status, finishedAt.getTime() - t0.getTime(), result.cached);
     log.info('checked', {
       username,
       status: result.status,
@@ -282,6 +300,34 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       logger.debug('job failed', { jobId: job.id, error: e.message });
   });
   await worker.waitUntilReady();
+  const watchdog = startWatchdog({
+    idleMs: config.workerWatchdogIdleMs,
+    jobsWaiting: async () => {
+      const c = await queue.getJobCounts('waiting', 'prioritized');
+      return (c.waiting ?? 0) + (c.prioritized ?? 0);
+    },
+    onStall: (reason) => (opts.onStall ?? ((r: string) => logger.error(r)))(reason),
+  });
+  worker.on('active', () => watchdog.touch());
+  worker.on('completed', () => watchdog.touch());
+  worker.on('failed', () => watchdog.touch());
+  const health: HealthServer | undefined =
+    config.workerHttpPort === undefined
+      ? undefined
+      : await startHealthServer({
+          port: config.workerHttpPort,
+          host: config.workerHttpHost,
+          metrics,
+          checks: {
+            redis: async () => {
+              await connection.ping();
+            },
+            postgres: async () => {
+              await db.pool.query('SELECT 1');
+            },
+          },
+        });
+  if (health) logger.info('health and metrics', { url: health.url });
   const maintenance = await startMaintenance({
     connection,
     prefix: config.prefix,
@@ -317,6 +363,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         if (!settled) await worker.close(true);
       }
       await maintenance.close().catch(() => undefined);
+      watchdog.stop();
+      await health?.close();
+      await queue.close().catch(() => undefined);
       fleet.close();
       clearInterval(resumeTimer);
       checker.close();
@@ -325,5 +374,5 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     })();
     return closing;
   };
-  return { worker, close };
+  return { worker, close, httpUrl: health?.url };
 }

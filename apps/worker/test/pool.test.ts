@@ -15,8 +15,9 @@ let proxies: ProxyPool;
 const KEY = Buffer.alloc(32, 7).toString('base64');
 const PROXY_PASS = 'CANARYpoolProxyPass';
 const sid = (n: number) => `${1_000_000 + n}%3AabcdefghijklMNOP%3A${n}%3ACANARYcookie${n}`;
-const SESSION_RATE = '10/1s';
-const PROXY_RATE = '20/1s';
+// Slow enough that a loaded CI machine's event-loop lag stays inside one token of slack.
+const SESSION_RATE = '4/1s';
+const PROXY_RATE = '8/1s';
 
 beforeAll(async () => {
   await h.setup();
@@ -86,11 +87,11 @@ describe('session and proxy pool, end to end', () => {
     expect(si.stderr).toBe('');
     expect(si.code).toBe(0);
 
-    const names = sim.world.usernames().slice(0, 400);
+    const names = sim.world.usernames().slice(0, 240);
     const batchId = await h.enqueue(names);
     h.startWorker(sim, poolEnv());
     h.startWorker(sim, poolEnv());
-    await waitFor(async () => (await h.batch(batchId)).done >= 100, 'progress', 60_000).catch(
+    await waitFor(async () => (await h.batch(batchId)).done >= 60, 'progress', 60_000).catch(
       (e: unknown) => {
         process.stderr.write(h.procs.map((p) => p.stderr().slice(0, 3000)).join('\n---\n'));
         throw e;

@@ -91,6 +91,10 @@ const envSchema = z.object({
   WORKER_CONCURRENCY: posInt.max(1000).default(50),
   /** Health/metrics port of a worker process; unset = off. */
   WORKER_HTTP_PORT: port.optional(),
+  /** Bind address of that port (it has no auth: keep it private). */
+  WORKER_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  /** A worker with jobs waiting that takes or finishes none for this long exits 1 (ms); 0 = off. */
+  WORKER_WATCHDOG_IDLE: duration.default(parseDurationMs('5m')),
   /** How long a stopping worker waits for in-flight jobs before it forces the exit (ms). */
   WORKER_SHUTDOWN_TIMEOUT: duration.default(parseDurationMs('20s')),
   /**
@@ -148,6 +152,8 @@ export interface Config {
   budgetMargin: number;
   workerConcurrency: number;
   workerHttpPort: number | undefined;
+  workerHttpHost: string;
+  workerWatchdogIdleMs: number;
   workerShutdownTimeoutMs: number;
   workerLockDurationMs: number;
   retentionMs: number;
@@ -201,6 +207,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     budgetMargin: e.BUDGET_MARGIN,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHttpPort: e.WORKER_HTTP_PORT,
+    workerHttpHost: e.WORKER_HTTP_HOST,
+    workerWatchdogIdleMs: e.WORKER_WATCHDOG_IDLE,
     workerShutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT,
     workerLockDurationMs: e.WORKER_LOCK_DURATION,
     retentionMs: e.RETENTION,

@@ -10,6 +10,7 @@ import {
   SessionBlockedError,
   SessionDeadError,
   StoryCheckError,
+  ThrottledError,
   UpstreamError,
 } from './errors.js';
 import { parseCurrentUser, parseProfile, parseReelsMedia, type StoryState } from './parse.js';
@@ -47,6 +48,11 @@ export interface StoryCheckerOptions {
   checkDeadlineMs?: number;
   /** Extra CA certificates (PEM) to trust, e.g. a TLS-intercepting corporate proxy's. */
   ca?: string;
+  /**
+   * Called after every request with its endpoint and HTTP status (undefined: no answer) and
+   * whether it was throttled — for metrics; it must not throw.
+   */
+  onAnswer?: (a: { endpoint: AnswerFacts['endpoint']; statusCode: number | undefined; throttled: boolean }) => void;
 }
 
 /** A proxy to send through: its label (for logs) and URL (credentials included, never logged). */
@@ -149,6 +155,7 @@ export class StoryChecker {
   private readonly agents = new AgentPool();
   private readonly useHttp2: boolean;
   private readonly checkDeadlineMs: number;
+  private readonly onAnswer: StoryCheckerOptions['onAnswer'];
 
   constructor(opts: StoryCheckerOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
@@ -156,6 +163,7 @@ export class StoryChecker {
     this.userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
     this.useHttp2 = (opts.http2 ?? true) && this.baseUrl.startsWith('https:');
     this.checkDeadlineMs = opts.checkDeadlineMs ?? 60_000;
+    this.onAnswer = opts.onAnswer;
     this.http = got.extend({
       followRedirect: false,
       throwHttpErrors: false,
@@ -335,6 +343,7 @@ export class StoryChecker {
         ...(this.useHttp2 ? { request: http2wrapper.request as unknown as RequestFunction } : {}),
       });
     } catch (e) {
+      this.onAnswer?.({ endpoint, statusCode: undefined, throttled: false });
       throw networkError(e, endpoint, opts);
     }
     const durationMs = Math.round(performance.now() - started);
@@ -360,6 +369,11 @@ export class StoryChecker {
       location: res.headers.location,
       retryAfter: res.headers['retry-after'],
       endpoint,
+    });
+    this.onAnswer?.({
+      endpoint,
+      statusCode: res.statusCode,
+      throttled: c.kind === 'error' && c.error instanceof ThrottledError,
     });
     if (c.kind === 'error') throw c.error;
     return { kind: c.kind, status: res.statusCode, body: res.body };

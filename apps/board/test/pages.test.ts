@@ -1,0 +1,274 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import {
+  addItems,
+  createBatch,
+  migrate,
+  openDb,
+  recordResult,
+  sealBatch,
+  type DbHandle,
+} from '@storycheck/db';
+import { createPool, type Pool } from '@storycheck/pool';
+import { CHECK_JOB, createRedis, openCheckQueue, type CheckQueue } from '@storycheck/queue';
+import {
+  createTestDatabase,
+  createTestPrefix,
+  type TestDatabase,
+  type TestPrefix,
+} from '@storycheck/testkit';
+import { startBoard, type RunningBoard } from '../src/index.js';
+import { escapeHtml, formatDuration } from '../src/pages.js';
+import { REDIS_URL, basic, boardConfig, silentLogger } from './helpers.js';
+import { parsePrometheus, valueOf } from './prom-text.js';
+
+const USER = 'ops';
+const PASSWORD = 'pages-test-password';
+const AUTH = { authorization: basic(USER, PASSWORD) };
+const EVIL = '<script>alert("x")</script>';
+const logger = silentLogger();
+
+let tdb: TestDatabase;
+let tp: TestPrefix;
+let redis: Redis;
+let queue: CheckQueue;
+let pool: Pool;
+let dbh: DbHandle;
+let board: RunningBoard;
+const batchId = randomUUID();
+const emptyBatchId = randomUUID();
+
+beforeAll(async () => {
+  tdb = await createTestDatabase(migrate);
+  tp = createTestPrefix();
+  redis = createRedis(REDIS_URL, { name: 'board-pages-test' });
+  queue = openCheckQueue(redis, tp.prefix);
+  const config = boardConfig(tp.prefix, {
+    BOARD_USER: USER,
+    BOARD_PASSWORD: PASSWORD,
+    DATABASE_URL: tdb.url,
+  });
+  pool = createPool({
+    redis,
+    prefix: tp.prefix,
+    defaults: {
+      sessionRate: config.sessionRate,
+      sessionBurst: config.sessionBurst,
+      proxyRate: config.proxyRate,
+      proxyBurst: config.proxyBurst,
+    },
+  });
+  await pool.upsertProxy({ id: 'px1', label: 'proxy-frankfurt' });
+  await pool.upsertProxy({ id: 'px2', label: 'proxy-paris' });
+  await pool.markProxy('px2', 'disabled');
+  await pool.upsertSession({ id: 'ses1', label: 'ops-account-1', proxyId: 'px1' });
+  await pool.upsertSession({ id: 'ses2', label: 'ops-account-2', proxyId: 'px1' });
+  await pool.markSession('ses2', 'invalid', 'login_required');
+  await pool.upsertSession({ id: 'ses3', label: EVIL, proxyId: null });
+
+  dbh = openDb(tdb.url, { max: 2 });
+  await createBatch(dbh.db, { id: batchId, name: 'morning run' });
+  await addItems(
+    dbh.db,
+    batchId,
+    ['ann', 'ben', 'cat', 'dan'].map((username, seq) => ({ seq, username })),
+  );
+  await sealBatch(dbh.db, batchId, { duplicates: 1, rejected: 0 });
+  await recordResult(dbh.db, batchId, 'ann', { status: 'active', attempts: 1, storyCount: 2 });
+  await recordResult(dbh.db, batchId, 'ben', { status: 'not_found', attempts: 1 });
+  await recordResult(dbh.db, batchId, 'cat', { status: 'failed', attempts: 5, error: 'x' });
+  await createBatch(dbh.db, { id: emptyBatchId, name: EVIL });
+
+  await queue.add(CHECK_JOB, { batchId, username: 'dan' }, { jobId: `${batchId}.dan` });
+  await queue.add(
+    CHECK_JOB,
+    { batchId, username: 'ann' },
+    { jobId: `${batchId}.ann`, delay: 3_600_000 },
+  );
+  board = await startBoard(config, { logger });
+});
+
+afterAll(async () => {
+  await board?.close();
+  await queue?.obliterate({ force: true });
+  await queue?.close();
+  await redis?.quit();
+  await dbh?.close();
+  await tp?.clean();
+  await tdb?.drop();
+});
+
+async function get(path: string, headers: Record<string, string> = AUTH) {
+  const res = await fetch(`${board.url}${path}`, { headers });
+  return {
+    status: res.status,
+    type: res.headers.get('content-type') ?? '',
+    text: await res.text(),
+  };
+}
+
+describe('auth on the board pages', () => {
+  it.each([
+    { path: '/pool', authorization: undefined },
+    { path: '/batches', authorization: undefined },
+    { path: '/metrics', authorization: undefined },
+    { path: '/pool', authorization: basic(USER, 'wrong') },
+    { path: '/batches', authorization: basic('someone', PASSWORD) },
+    { path: '/metrics', authorization: basic(USER, 'wrong') },
+  ])('$path answers 401 without the right credentials', async ({ path, authorization }) => {
+    const r = await get(path, authorization ? { authorization } : {});
+    expect(r.status).toBe(401);
+    expect(r.text).not.toContain('ops-account');
+  });
+});
+
+describe('/pool', () => {
+  let html: string;
+  beforeAll(async () => {
+    const r = await get('/pool');
+    expect(r.status).toBe(200);
+    expect(r.type).toMatch(/^text\/html/);
+    html = r.text;
+  });
+
+  /** The `<tr>` of the sessions table whose first cell is `label` (escaped). */
+  const row = (label: string) =>
+    html
+      .split('<tr>')
+      .find((r) => r.startsWith(`\n<td>${label}</td>`))
+      ?.split('</tr>')[0];
+
+  it('shows each session with its state, usage, last error code and proxy', () => {
+    const invalid = row('ops-account-2');
+    expect(invalid).toBeDefined();
+    expect(invalid).toContain('<span class="badge s-invalid">invalid</span>');
+    expect(invalid).toContain('<code>login_required</code>');
+    expect(invalid).toContain('proxy-frankfurt');
+    const active = row('ops-account-1');
+    expect(active).toContain('<span class="badge s-active">active</span>');
+  });
+
+  it('shows proxies with their state', () => {
+    expect(row('proxy-paris')).toContain('<span class="badge s-disabled">disabled</span>');
+    expect(row('proxy-frankfurt')).toContain('<span class="badge s-active">active</span>');
+  });
+
+  it('summarises states and links to the queues and batches pages', () => {
+    expect(html).toContain('2 active</span>');
+    expect(html).toContain('1 invalid</span>');
+    expect(html).toContain('href="./"');
+    expect(html).toContain('href="batches"');
+  });
+
+  it('HTML-escapes a label such as <script>', () => {
+    expect(html).not.toContain(EVIL);
+    expect(html).not.toMatch(/<script/i);
+    expect(row(escapeHtml(EVIL))).toContain('<span class="muted">direct</span>');
+  });
+
+  it('shows a cooldown once a session is throttled', async () => {
+    // A real lease on the active session, then a throttle with a 10-minute Retry-After.
+    const acquired = await pool.acquire();
+    if (!acquired.ok) throw new Error(`no lease: ${acquired.reason}`);
+    await pool.reportThrottled(acquired.lease, { retryAfterMs: 600_000 });
+    const page = (await get('/pool')).text;
+    const cooling = page
+      .split('<tr>')
+      .find((r) => r.startsWith(`\n<td>${escapeHtml(acquired.lease.sessionLabel)}</td>`));
+    expect(cooling).toContain('<span class="badge s-cooling">cooling</span>');
+    expect(cooling).toMatch(/<td class="num">(9m \d\ds|10m 00s)<\/td>/);
+  });
+});
+
+describe('/batches', () => {
+  let html: string;
+  beforeAll(async () => {
+    const r = await get('/batches');
+    expect(r.status).toBe(200);
+    html = r.text;
+  });
+
+  const row = (id: string) =>
+    html
+      .split('<tr>')
+      .find((r) => r.includes(`<code>${id}</code>`))
+      ?.split('</tr>')[0];
+
+  it("shows a batch's state, progress and counts per status", () => {
+    const r = row(batchId);
+    expect(r).toContain('morning run');
+    expect(r).toContain('<span class="badge s-running">running</span>');
+    expect(r).toContain('<span style="width:75.0%"></span>');
+    expect(r).toContain('<span class="pct">75.0%</span>');
+    expect(r).toContain('<td class="num">3 / 4</td>');
+    expect(r).toContain('<td class="num c-active">1</td>');
+    expect(r).toContain('<td class="num c-not_found">1</td>');
+    expect(r).toContain('<td class="num c-failed">1</td>');
+    expect(r).toContain('<td class="num c-none">0</td>');
+  });
+
+  it('HTML-escapes a batch name, and shows an empty batch at 0%', () => {
+    const r = row(emptyBatchId);
+    expect(r).toContain(escapeHtml(EVIL));
+    expect(html).not.toMatch(/<script/i);
+    expect(r).toContain('<span class="badge s-queued">queued</span>');
+    expect(r).toContain('<span class="pct">0%</span>');
+  });
+
+  it('lists the newest first and honours ?limit=', async () => {
+    expect(html.indexOf(emptyBatchId)).toBeLessThan(html.indexOf(batchId));
+    const one = (await get('/batches?limit=1')).text;
+    expect(one).toContain(emptyBatchId);
+    expect(one).not.toContain(batchId);
+  });
+
+  it('links back to the queues and the pool page', () => {
+    expect(html).toContain('href="./"');
+    expect(html).toContain('href="pool"');
+  });
+});
+
+describe('/metrics on the board', () => {
+  it('serves queue counts and pool states in Prometheus text format', async () => {
+    const r = await get('/metrics');
+    expect(r.status).toBe(200);
+    expect(r.type).toMatch(/^text\/plain; version=0\.0\.4/);
+    const s = parsePrometheus(r.text);
+    expect(valueOf(s, 'storycheck_queue_jobs', { queue: 'story-check', state: 'waiting' })).toBe(1);
+    expect(valueOf(s, 'storycheck_queue_jobs', { queue: 'story-check', state: 'delayed' })).toBe(1);
+    expect(valueOf(s, 'storycheck_pool_sessions', { state: 'invalid' })).toBe(1);
+    expect(valueOf(s, 'storycheck_pool_proxies', { state: 'disabled' })).toBe(1);
+    expect(valueOf(s, 'storycheck_metrics_source_up', { source: 'pool' })).toBe(1);
+    for (const never of ['ops-account', 'proxy-frankfurt', 'dan', batchId, PASSWORD])
+      expect(r.text).not.toContain(never);
+  });
+
+  it('moves when the pool changes', async () => {
+    await pool.markSession('ses1', 'challenge', 'checkpoint_required');
+    const s = parsePrometheus((await get('/metrics')).text);
+    expect(valueOf(s, 'storycheck_pool_sessions', { state: 'challenge' })).toBe(1);
+    await pool.enableSession('ses1');
+  });
+});
+
+describe('bull-board links to the pages', () => {
+  it("lists /pool and /batches in bull-board's menu", async () => {
+    const r = await get('/');
+    expect(r.status).toBe(200);
+    expect(r.text).toContain('/pool');
+    expect(r.text).toContain('/batches');
+  });
+});
+
+describe('formatDuration', () => {
+  it.each([
+    { ms: 0, text: '0ms' },
+    { ms: 850, text: '850ms' },
+    { ms: 42_000, text: '42s' },
+    { ms: 185_000, text: '3m 05s' },
+    { ms: 7_800_000, text: '2h 10m' },
+    { ms: 273_600_000, text: '3d 4h' },
+  ])('$ms ms is "$text"', ({ ms, text }) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+});
