@@ -207,6 +207,11 @@ export interface SimServer {
   setSessionState(label: string, state: SessionState): void;
   /** Forgets all budget state: every bucket full, every penalty lifted. */
   resetBudgets(): void;
+  /**
+   * Renames an account: `newName` now answers with `oldName`'s id and reel (reels carry the
+   * new name), and `oldName` is not found. Throws RangeError for an unknown or taken name.
+   */
+  renameUser(oldName: string, newName: string): void;
   /** Breaks (mode) or heals (null) one of `proxies` at runtime. */
   setProxyBroken(label: string, mode: ProxyBrokenMode | null): Promise<void>;
   /** Counters of `proxies` by label. */
@@ -525,12 +530,26 @@ export async function startSim(opts: SimOptions = {}): Promise<SimServer> {
     return null;
   };
 
+  // Renames (scenario "an account changed its username"): the id keeps its reel; the old name
+  // is free (not found) and the new name answers with the same id.
+  const renamedTo = new Map<string, string>(); // old → new
+  const renamedFrom = new Map<string, string>(); // new → old
+  const view = (u: SimUser | undefined): SimUser | undefined =>
+    u && renamedTo.has(u.username) ? { ...u, username: renamedTo.get(u.username)! } : u;
+  const userByName = (name: string): SimUser | undefined => {
+    const n = name.toLowerCase();
+    if (renamedFrom.has(n)) return view(world.byUsername(renamedFrom.get(n)!));
+    if (renamedTo.has(n)) return undefined;
+    return world.byUsername(n);
+  };
+  const userById = (id: string): SimUser | undefined => view(world.byId(id));
+
   /** The world's own answer to a valid request (no faults, no budgets). */
   const worldAnswer = (c: Classified, label: string | null): Answer => {
     const now = nowSecs();
     switch (c.kind) {
       case 'profile': {
-        const user = world.byUsername(c.username ?? '');
+        const user = userByName(c.username ?? '');
         if (user) return jsonAnswer(200, profileBody(user));
         if (settings.notFoundStyle === 'null') return jsonAnswer(200, PROFILE_NULL_BODY);
         if (settings.notFoundStyle === '400') return jsonAnswer(400, USER_NOT_FOUND_BODY);
@@ -542,13 +561,13 @@ export async function startSim(opts: SimOptions = {}): Promise<SimServer> {
         for (const id of c.ids) {
           if (seen.has(id)) continue;
           seen.add(id);
-          const user = world.byId(id);
+          const user = userById(id);
           if (user && reelVisible(user, now)) visible.push(user);
         }
         return jsonAnswer(200, reelsMediaBody(visible));
       }
       case 'user_story': {
-        const user = world.byId(c.userStoryId ?? '');
+        const user = userById(c.userStoryId ?? '');
         if (!user && settings.notFoundStyle === '400') return jsonAnswer(400, USER_NOT_FOUND_BODY);
         if (user?.isPrivate && settings.privateStyle === 'not-authorized') {
           return jsonAnswer(400, NOT_AUTHORIZED_BODY);
@@ -950,6 +969,16 @@ export async function startSim(opts: SimOptions = {}): Promise<SimServer> {
     resetBudgets: () => {
       ipBook.clear();
       sessionBook.clear();
+    },
+    renameUser: (oldName: string, newName: string) => {
+      const o = oldName.toLowerCase();
+      const n = newName.toLowerCase();
+      if (!userByName(o)) throw new RangeError(`no user ${oldName}`);
+      if (userByName(n)) throw new RangeError(`${newName} is taken`);
+      const original = renamedFrom.get(o) ?? o;
+      renamedFrom.delete(o);
+      renamedTo.set(original, n);
+      renamedFrom.set(n, original);
     },
     setProxyBroken: async (label, mode) => {
       if (!pool) throw new RangeError('no proxies were started (startSim option `proxies`)');

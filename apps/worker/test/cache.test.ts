@@ -127,3 +127,38 @@ describe('caches in the worker', () => {
     ]);
   });
 });
+
+describe('a renamed account', () => {
+  it('is reported under its new reality, not through a stale cached id', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const user = sim.world.users.find(
+      (u) =>
+        !u.isPrivate &&
+        sim.world.truth(u.username, now).status === 'active' &&
+        sim.world.usernames().indexOf(u.username) >= 1000,
+    )!;
+    h.startWorker(sim);
+    // Warm the user-id cache with the old name.
+    const first = await runBatch([user.username]);
+    const r1 = await h.client.query('SELECT status, user_id FROM items WHERE batch_id = $1', [
+      first,
+    ]);
+    expect(r1.rows[0]).toEqual({ status: 'active', user_id: user.userId });
+    // The account renames itself; the old name is free now. Results are not cached for this.
+    await h.cli(['cache', 'clear', '--results']);
+    sim.renameUser(user.username, `${user.username.slice(0, 20)}_new`);
+    const second = await runBatch([user.username]);
+    const r2 = await h.client.query('SELECT status, user_id FROM items WHERE batch_id = $1', [
+      second,
+    ]);
+    // The stories answer showed the id under another name: the stale entry was dropped and the
+    // name looked up afresh — it no longer exists.
+    expect(r2.rows[0]).toEqual({ status: 'not_found', user_id: null });
+    // And the new name is found under the same id.
+    const third = await runBatch([`${user.username.slice(0, 20)}_new`]);
+    const r3 = await h.client.query('SELECT status, user_id FROM items WHERE batch_id = $1', [
+      third,
+    ]);
+    expect(r3.rows[0]).toEqual({ status: 'active', user_id: user.userId });
+  });
+});
