@@ -4,6 +4,7 @@ import type { Config } from '@storycheck/config';
 import { redactString, type Logger } from '@storycheck/logger';
 import {
   appendBatchLog,
+  getBatchStatus,
   markBatchStarted,
   openDb,
   recordResult,
@@ -226,7 +227,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         cause: base.cause,
       });
       metrics.checkFinished('failed', finishedAt.getTime() - t0.getTime(), false);
-      if (outcome.completedBatch) log.info('batch completed');
+      if (outcome.completedBatch) await logBatchSummary(log, batchId);
       if (action === 'fail')
         throw new UnrecoverableError(`${base.errorCode}: ${base.errorMessage}`);
       return { status: 'failed' };
@@ -274,7 +275,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       ...(result.cached ? { cached: true } : {}),
       ...(outcome.applied ? {} : { duplicate: true }),
     });
-    if (outcome.completedBatch) log.info('batch completed');
+    if (outcome.completedBatch) await logBatchSummary(log, batchId);
     return { status: result.status };
   };
 
@@ -335,6 +336,17 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     retentionMs: config.retentionMs,
     logger,
   });
+
+  /** One line per finished batch: its counts and how long it ran. */
+  const logBatchSummary = async (log: Logger, batchId: string): Promise<void> => {
+    const st = await getBatchStatus(db.db, batchId).catch(() => null);
+    if (!st) return;
+    const secs =
+      st.startedAt && st.finishedAt
+        ? (Date.parse(st.finishedAt) - Date.parse(st.startedAt)) / 1000
+        : null;
+    log.info('batch completed', { total: st.total, ...st.counts, durationSecs: secs });
+  };
 
   let closing: Promise<void> | undefined;
   const close = async (timeoutMs = config.workerShutdownTimeoutMs): Promise<void> => {

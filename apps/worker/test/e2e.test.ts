@@ -106,6 +106,29 @@ describe('one batch end to end', () => {
   });
 });
 
+describe('observability', () => {
+  it('a worker’s /metrics counters move when a batch runs; /readyz answers', async () => {
+    const port = 20_000 + (process.pid % 20_000);
+    h.startWorker(sim, { WORKER_HTTP_PORT: String(port) });
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok,
+      'health port',
+    );
+    const names = sim.world.usernames().slice(380, 400);
+    const batchId = await h.enqueue(names);
+    await waitFor(async () => (await h.batch(batchId)).state === 'completed', 'batch completion');
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const finished = [
+      ...text.matchAll(/^storycheck_checks_finished_total\{[^}]*\} (\d+)/gm),
+    ].reduce((a, m) => a + Number(m[1]), 0);
+    expect(finished).toBe(names.length);
+    expect(text).toMatch(
+      /^storycheck_upstream_requests_total\{[^}]*endpoint="profile"[^}]*\} \d+/m,
+    );
+    for (const u of names) expect(text).not.toContain(u);
+  });
+});
+
 describe('stopping is safe', () => {
   it('SIGTERM during a batch exits 0, and the batch completes after a restart', async () => {
     const names = sim.world.usernames().slice(250, 330);
