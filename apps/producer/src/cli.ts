@@ -10,6 +10,7 @@ import { batchesList, status } from './commands/status.js';
 import { batchesLog, reconcile } from './commands/batches.js';
 import { cacheClear, cacheStats } from './commands/cache.js';
 import {
+  rotateSecrets,
   proxiesImport,
   proxiesList,
   sessionsCheck,
@@ -54,7 +55,12 @@ export async function runCli(
   program
     .command('secret-key')
     .description('print a fresh STORYCHECK_SECRET_KEY (32 random bytes, base64)')
-    .action(() => {
+    .option(
+      '--rotate',
+      're-encrypt every stored cookie and proxy password under the first key of STORYCHECK_SECRET_KEY ("new,old")',
+    )
+    .action(async (o: { rotate?: boolean }) => {
+      if (o.rotate) return rotateSecrets(context());
       process.stdout.write(`${randomBytes(32).toString('base64')}\n`);
     });
 

@@ -179,3 +179,39 @@ export async function mirrorPool(
     }
   });
 }
+
+/**
+ * Rewrites every stored secret with `reencrypt` (key rotation), in one transaction: all rows
+ * move to the new key or none does. Returns how many values changed.
+ */
+export async function reencryptSecrets(
+  db: Db,
+  reencrypt: (ciphertext: string, context: string) => string,
+): Promise<{ sessions: number; proxies: number }> {
+  return db.transaction(async (tx) => {
+    let s = 0;
+    let p = 0;
+    for (const r of await tx.select().from(sessions)) {
+      const next = reencrypt(r.cookiesEnc, `session:${r.label}`);
+      if (next !== r.cookiesEnc) {
+        await tx
+          .update(sessions)
+          .set({ cookiesEnc: next, updatedAt: sql`now()` })
+          .where(eq(sessions.id, r.id));
+        s++;
+      }
+    }
+    for (const r of await tx.select().from(proxies)) {
+      if (!r.passwordEnc) continue;
+      const next = reencrypt(r.passwordEnc, `proxy:${r.label}`);
+      if (next !== r.passwordEnc) {
+        await tx
+          .update(proxies)
+          .set({ passwordEnc: next, updatedAt: sql`now()` })
+          .where(eq(proxies.id, r.id));
+        p++;
+      }
+    }
+    return { sessions: s, proxies: p };
+  });
+}

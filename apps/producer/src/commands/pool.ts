@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import {
   listProxies,
   listSessions,
+  reencryptSecrets,
   setSessionStatus,
   upsertProxies,
   upsertSessions,
@@ -16,6 +17,7 @@ import {
   encryptSecret,
   openPool,
   parseSecretKeys,
+  reencryptSecret,
   syncPool,
   type Pool,
   type SecretKey,
@@ -501,4 +503,20 @@ export async function sessionsCheck(
       process.stdout.write(
         `${x.label.padEnd(20)} ${x.result}${x.detail ? ` (${x.detail})` : ''}\n`,
       );
+}
+
+/**
+ * `storycheck secret-key --rotate`: with STORYCHECK_SECRET_KEY="new,old[,older]", re-encrypts
+ * every stored cookie and proxy password under the new key, in one transaction. Afterwards the
+ * old keys can be dropped from the variable.
+ */
+export async function rotateSecrets(ctx: Context): Promise<void> {
+  const ring = keys(ctx);
+  const current = ring[0]!;
+  const n = await reencryptSecrets(ctx.db.db, (ct, context) =>
+    reencryptSecret(ct, ring, current, context),
+  );
+  process.stdout.write(
+    `re-encrypted ${n.sessions} session${n.sessions === 1 ? '' : 's'} and ${n.proxies} proxy password${n.proxies === 1 ? '' : 's'} under key ${current.id}\n`,
+  );
 }
