@@ -187,7 +187,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
           : err instanceof LeaseWaitError
             ? err.waitMs + Math.floor(Math.random() * 250)
             : err instanceof NoSessionError
-              ? 30_000
+              ? 10_000
               : throttleDelayMs(
                   throttleStreak,
                   err instanceof ThrottledError ? err.retryAfterMs : undefined,
