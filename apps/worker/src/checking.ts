@@ -1,5 +1,5 @@
 import type { CachedResult, Caches, SingleFlight } from '@storycheck/cache';
-import type { Fleet } from './fleet.js';
+import type { Credentials, Fleet } from './fleet.js';
 import type { WorkerMetrics } from './metrics.js';
 import type {
   CheckResult,
@@ -33,7 +33,7 @@ export interface CheckOutcome {
 /** The worker's parts a check goes through. */
 export interface CheckingParts {
   checker: StoryChecker;
-  coalescer: StoriesCoalescer;
+  coalescer: StoriesCoalescer<Credentials>;
   caches: Caches;
   flight: SingleFlight<CachedResult>;
   fleet: Fleet;

@@ -20,7 +20,7 @@ import {
 import { Caches, SingleFlight, decodeResult, encodeResult } from '@storycheck/cache';
 import { StoriesCoalescer, StoryChecker, ThrottledError } from '@storycheck/story-checker';
 import { checkUsername, type CheckOutcome } from './checking.js';
-import { Fleet, LeaseWaitError, NoSessionError } from './fleet.js';
+import { Fleet, LeaseWaitError, NoSessionError, type Credentials } from './fleet.js';
 import { WorkerMetrics, statusClassOf } from './metrics.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { startWatchdog } from './watchdog.js';
@@ -116,15 +116,14 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     },
   });
   // The ids of jobs in flight share reels_media requests (DESIGN.md "Requests per check").
-  const coalescer = new StoriesCoalescer({
-    fetch: (ids) =>
-      fleet.withLease(abort.signal, (c) =>
-        checker.fetchStories(ids, {
-          signal: abort.signal,
-          ...(c.session ? { session: c.session } : {}),
-          ...(c.proxy ? { proxy: c.proxy } : {}),
-        }),
-      ),
+  const coalescer = new StoriesCoalescer<Credentials>({
+    withContext: (fn) => fleet.withLease(abort.signal, fn),
+    fetch: (ids, c) =>
+      checker.fetchStories(ids, {
+        signal: abort.signal,
+        ...(c.session ? { session: c.session } : {}),
+        ...(c.proxy ? { proxy: c.proxy } : {}),
+      }),
     chunkSize: config.storiesChunkSize,
     maxWaitMs: config.storiesMaxWaitMs,
     onShrink: (n) =>

@@ -52,7 +52,11 @@ export interface StoryCheckerOptions {
    * Called after every request with its endpoint and HTTP status (undefined: no answer) and
    * whether it was throttled — for metrics; it must not throw.
    */
-  onAnswer?: (a: { endpoint: AnswerFacts['endpoint']; statusCode: number | undefined; throttled: boolean }) => void;
+  onAnswer?: (a: {
+    endpoint: AnswerFacts['endpoint'];
+    statusCode: number | undefined;
+    throttled: boolean;
+  }) => void;
 }
 
 /** A proxy to send through: its label (for logs) and URL (credentials included, never logged). */
@@ -83,8 +87,7 @@ export interface CheckResult {
 
 /** What a profile lookup found; `userId` is null when the answer was "not authorized". */
 export type ProfileLookup = (
-  | { found: false }
-  | { found: true; userId: string | null; username: string; isPrivate: boolean }
+  { found: false } | { found: true; userId: string | null; username: string; isPrivate: boolean }
 ) & {
   /** True when the answer came from the user-id cache (no request was made). */
   cached?: boolean;

@@ -1,13 +1,19 @@
 import { UpstreamError } from './errors.js';
 import type { StoryState } from './parse.js';
 
-/** Options of a {@link StoriesCoalescer}. */
-export interface CoalescerOptions {
+/** Options of a {@link StoriesCoalescer}; `C` is what `withContext` hands to `fetch` (a lease). */
+export interface CoalescerOptions<C = undefined> {
   /**
    * One upstream request for many user ids: returns the state of those with a visible reel
-   * (absent ids have none). It acquires its own lease, so budgets see one request.
+   * (absent ids have none).
    */
-  fetch: (userIds: string[]) => Promise<Map<string, StoryState>>;
+  fetch: (userIds: string[], ctx: C) => Promise<Map<string, StoryState>>;
+  /**
+   * Runs a request inside a context, e.g. under a lease of the session pool. The ids are bound
+   * only once the context is granted, so ids that arrive while a request waits for budget ride
+   * along in it (up to the chunk size) instead of needing a request of their own.
+   */
+  withContext?: <T>(fn: (ctx: C) => Promise<T>) => Promise<T>;
   /** Most ids per request. Default 20 (UPSTREAM.md: clients use 5–50). */
   chunkSize?: number;
   /** How long the first id of a request waits for company, in ms. Default 100: a request saved
@@ -31,17 +37,21 @@ interface Waiter {
  * in it. "Too many reels requested" halves the chunk size (down to 1) and the same ids are
  * asked again in halves, so no caller pays for the upstream's limit.
  */
-export class StoriesCoalescer {
-  private readonly fetchFn: CoalescerOptions['fetch'];
+export class StoriesCoalescer<C = undefined> {
+  private readonly fetchFn: CoalescerOptions<C>['fetch'];
+  private readonly withContext: <T>(fn: (ctx: C) => Promise<T>) => Promise<T>;
   private readonly maxWaitMs: number;
-  private readonly onShrink: CoalescerOptions['onShrink'];
-  private readonly onRequest: CoalescerOptions['onRequest'];
+  private readonly onShrink: CoalescerOptions<C>['onShrink'];
+  private readonly onRequest: CoalescerOptions<C>['onRequest'];
   private chunk: number;
   private pending = new Map<string, Waiter[]>();
+  /** Requests waiting for their context (lease): ids that wait meanwhile ride along in them. */
+  private awaiting = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(opts: CoalescerOptions) {
+  constructor(opts: CoalescerOptions<C>) {
     this.fetchFn = opts.fetch;
+    this.withContext = opts.withContext ?? (<T>(fn: (ctx: C) => Promise<T>) => fn(undefined as C));
     this.chunk = Math.max(1, opts.chunkSize ?? 20);
     this.maxWaitMs = opts.maxWaitMs ?? 100;
     this.onShrink = opts.onShrink;
@@ -69,6 +79,8 @@ export class StoriesCoalescer {
     clearTimeout(this.timer);
     this.timer = undefined;
     while (this.pending.size > 0) {
+      // A request already waits for its lease and will take these ids when it goes.
+      if (this.awaiting > 0 && this.pending.size < this.chunk) break;
       const batch = new Map<string, Waiter[]>();
       for (const [id, waiters] of this.pending) {
         batch.set(id, waiters);
@@ -80,12 +92,46 @@ export class StoriesCoalescer {
   }
 
   private async send(batch: Map<string, Waiter[]>): Promise<void> {
-    const ids = [...batch.keys()];
+    // Tops the batch up from what waits now, up to the chunk size: called when the request
+    // actually goes (after its lease was granted).
+    const take = (): string[] => {
+      for (const [id, waiters] of this.pending) {
+        if (batch.size >= this.chunk) break;
+        batch.set(id, waiters);
+        this.pending.delete(id);
+      }
+      if (this.pending.size === 0) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      return [...batch.keys()];
+    };
+    let ids: string[] = [...batch.keys()];
+    let granted = false;
+    this.awaiting++;
+    const settle = () => {
+      if (!granted) {
+        granted = true;
+        this.awaiting--;
+      }
+      // Whatever still waits (over the chunk size, or no request took it) goes on its own.
+      if (this.pending.size > 0) this.timer ??= setTimeout(() => this.flush(), this.maxWaitMs);
+    };
     try {
-      this.onRequest?.(ids.length);
-      const states = await this.fetchFn(ids);
+      const states = await this.withContext((ctx) => {
+        if (!granted) {
+          granted = true;
+          this.awaiting--;
+        }
+        ids = take();
+        if (this.pending.size > 0) this.timer ??= setTimeout(() => this.flush(), this.maxWaitMs);
+        this.onRequest?.(ids.length);
+        return this.fetchFn(ids, ctx);
+      });
+      settle();
       for (const [id, waiters] of batch) for (const w of waiters) w.resolve(states.get(id));
     } catch (e) {
+      settle();
       if (e instanceof UpstreamError && e.code === 'too_many_reels' && ids.length > 1) {
         this.chunk = Math.max(1, Math.min(this.chunk, Math.floor(ids.length / 2)));
         this.onShrink?.(this.chunk);

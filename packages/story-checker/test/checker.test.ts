@@ -68,6 +68,30 @@ describe('StoriesCoalescer', () => {
     expect(sizes.length).toBe(Math.ceil(10 / c.chunkSize));
   });
 
+  it('binds ids when the lease is granted: ids arriving while a request waits for budget ride along', async () => {
+    const users = sim.world.users.filter((u) => !u.isPrivate).slice(0, 5); // the simulator takes at most 5 ids here
+    const sizes: number[] = [];
+    const c = new StoriesCoalescer<string>({
+      // The "lease" takes 150 ms to be granted, as when budgets bind.
+      withContext: async (fn) => {
+        await new Promise((r) => setTimeout(r, 150));
+        return fn('lease-1');
+      },
+      fetch: (ids, lease) => {
+        expect(lease).toBe('lease-1');
+        return checker.fetchStories(ids);
+      },
+      chunkSize: 20,
+      maxWaitMs: 5,
+      onRequest: (n) => sizes.push(n),
+    });
+    const first = c.load(users[0]!.userId);
+    await new Promise((r) => setTimeout(r, 50)); // the first request is waiting for its lease
+    const rest = users.slice(1).map((u) => c.load(u.userId));
+    await Promise.all([first, ...rest]);
+    expect(sizes).toEqual([5]);
+  });
+
   it('fails only the callers of a failing request', async () => {
     const users = sim.world.users.filter((u) => !u.isPrivate).slice(0, 6);
     const poisoned = users[0]!.userId;
