@@ -20,7 +20,7 @@ import {
 import { startBoard, type RunningBoard } from '../src/index.js';
 import { escapeHtml, formatDuration } from '../src/pages.js';
 import { REDIS_URL, basic, boardConfig, silentLogger } from './helpers.js';
-import { parsePrometheus, valueOf } from './prom-text.js';
+import { parsePrometheus, valueOf } from '@storycheck/testkit';
 
 const USER = 'ops';
 const PASSWORD = 'pages-test-password';

@@ -2,16 +2,18 @@ import type { Config } from '@storycheck/config';
 import {
   listProxies,
   listSessions,
+  poolStoreOf,
   mirrorPool,
   type Db,
   type ProxyRow,
   type SessionRow,
 } from '@storycheck/db';
-import { registerSecret, type Logger } from '@storycheck/logger';
+import type { Logger } from '@storycheck/logger';
 import {
-  decryptSecret,
+  decryptSessionCookies,
   openPool,
   parseSecretKeys,
+  proxyUrlWithPassword,
   syncPool,
   type Lease,
   type Pool,
@@ -141,21 +143,10 @@ export class Fleet {
     const sessions = new Map<string, { cookies: SessionCookies; label: string }>();
     for (const s of sessionRows)
       sessions.set(String(s.id), { label: s.label, cookies: this.cookies(s) });
-    await syncPool(
-      this.pool,
-      {
-        proxies: proxyRows.map((r) => ({ id: String(r.id), label: r.label, status: r.status })),
-        sessions: sessionRows.map((r) => ({
-          id: String(r.id),
-          label: r.label,
-          proxyId: r.proxyId === null ? null : String(r.proxyId),
-          rate: r.rate,
-          burst: r.burst,
-          status: r.status,
-        })),
-      },
-      { keepState: true, margin: this.opts.config.budgetMargin },
-    );
+    await syncPool(this.pool, poolStoreOf(proxyRows, sessionRows), {
+      keepState: true,
+      margin: this.opts.config.budgetMargin,
+    });
     this.proxies = proxies;
     this.sessions = sessions;
   }
@@ -309,31 +300,16 @@ export class Fleet {
   }
 
   private cookies(row: SessionRow): SessionCookies {
-    const c = JSON.parse(decryptSecret(row.cookiesEnc, this.ring!, `session:${row.label}`)) as {
-      sessionid: string;
-      csrftoken: string | null;
-      ds_user_id: string | null;
-    };
-    registerSecret(c.sessionid);
-    if (c.csrftoken) registerSecret(c.csrftoken);
-    return {
-      sessionid: c.sessionid,
-      ...(c.csrftoken ? { csrftoken: c.csrftoken } : {}),
-      ...(c.ds_user_id ? { dsUserId: c.ds_user_id } : {}),
-    };
+    return decryptSessionCookies(row.cookiesEnc, row.label, this.ring!);
   }
 
   private proxyUrl(row: ProxyRow): string {
-    if (!row.passwordEnc) return row.url;
-    if (!this.ring)
+    if (row.passwordEnc && !this.ring) {
       throw new Error(
         `STORYCHECK_SECRET_KEY is not set, but proxy ${row.label} has a stored password`,
       );
-    const u = new URL(row.url);
-    u.password = encodeURIComponent(
-      decryptSecret(row.passwordEnc, this.ring, `proxy:${row.label}`),
-    );
-    return u.href.replace(/\/$/, '');
+    }
+    return proxyUrlWithPassword(row.url, row.passwordEnc, row.label, this.ring ?? []);
   }
 
   /** Stops the periodic sync. */

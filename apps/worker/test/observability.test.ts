@@ -16,7 +16,7 @@ import {
 import { startHealthServer, type HealthServer } from '../src/health.js';
 import { WorkerMetrics, statusClassOf } from '../src/metrics.js';
 import { startWatchdog, type Watchdog } from '../src/watchdog.js';
-import { parsePrometheus, valueOf } from './prom-text.js';
+import { parsePrometheus, valueOf } from '@storycheck/testkit';
 import { startPrivateRedis, type PrivateRedis } from './private-redis.js';
 
 const config = loadConfig({});

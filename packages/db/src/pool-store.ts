@@ -215,3 +215,37 @@ export async function reencryptSecrets(
     return { sessions: s, proxies: p };
   });
 }
+
+/** Sessions and proxies as the pool syncs them: ids as strings, no secrets. */
+export interface PoolStore {
+  proxies: Array<{ id: string; label: string; status: string }>;
+  sessions: Array<{
+    id: string;
+    label: string;
+    proxyId: string | null;
+    rate: string | null;
+    burst: number | null;
+    status: string;
+  }>;
+}
+
+/** Maps rows to pool members: the one place that does, for the CLI and the workers alike. */
+export function poolStoreOf(proxyRows: ProxyRow[], sessionRows: SessionRow[]): PoolStore {
+  return {
+    proxies: proxyRows.map((r) => ({ id: String(r.id), label: r.label, status: r.status })),
+    sessions: sessionRows.map((r) => ({
+      id: String(r.id),
+      label: r.label,
+      proxyId: r.proxyId === null ? null : String(r.proxyId),
+      rate: r.rate,
+      burst: r.burst,
+      status: r.status,
+    })),
+  };
+}
+
+/** Reads sessions and proxies from Postgres as {@link PoolStore}. */
+export async function loadPoolStore(db: Db): Promise<PoolStore> {
+  const [p, s] = await Promise.all([listProxies(db), listSessions(db)]);
+  return poolStoreOf(p, s);
+}

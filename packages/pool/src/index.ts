@@ -36,4 +36,13 @@ export {
   secretKeyId,
   type SecretKey,
 } from './secrets.js';
-export { openPool, poolDefaults, syncPool, type StoredProxy, type StoredSession } from './fleet.js';
+export {
+  decryptSessionCookies,
+  openPool,
+  poolDefaults,
+  proxyUrlWithPassword,
+  syncPool,
+  type DecryptedCookies,
+  type StoredProxy,
+  type StoredSession,
+} from './fleet.js';

@@ -149,3 +149,4 @@ export async function runNode(
   const code = await p.exited;
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
+export { parsePrometheus, valueOf, type Sample } from './prom-text.js';

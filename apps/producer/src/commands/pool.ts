@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import {
   listProxies,
   listSessions,
+  loadPoolStore,
   reencryptSecrets,
   setSessionStatus,
   upsertProxies,
@@ -13,13 +14,15 @@ import {
 import { parseRate } from '@storycheck/config';
 import { registerSecret } from '@storycheck/logger';
 import {
-  decryptSecret,
+  decryptSessionCookies,
   encryptSecret,
   openPool,
   parseSecretKeys,
+  proxyUrlWithPassword,
   reencryptSecret,
   syncPool,
   type Pool,
+  type DecryptedCookies,
   type SecretKey,
 } from '@storycheck/pool';
 import { StoryChecker, checkSessionLocally } from '@storycheck/story-checker';
@@ -118,24 +121,12 @@ export function parseProxyLine(line: string, allowPrivate: boolean): ProxyLine {
   return { label, url: u.href.replace(/\/$/, ''), password };
 }
 
-/** Postgres rows → the pool (ids as strings). */
+/** Postgres rows → the pool. */
 async function syncFromDb(ctx: Context, pool: Pool, keepState: boolean): Promise<void> {
-  const [p, s] = await Promise.all([listProxies(ctx.db.db), listSessions(ctx.db.db)]);
-  await syncPool(
-    pool,
-    {
-      proxies: p.map((r) => ({ id: String(r.id), label: r.label, status: r.status })),
-      sessions: s.map((r) => ({
-        id: String(r.id),
-        label: r.label,
-        proxyId: r.proxyId === null ? null : String(r.proxyId),
-        rate: r.rate,
-        burst: r.burst,
-        status: r.status,
-      })),
-    },
-    { keepState, margin: ctx.config.budgetMargin },
-  );
+  await syncPool(pool, await loadPoolStore(ctx.db.db), {
+    keepState,
+    margin: ctx.config.budgetMargin,
+  });
 }
 
 /**
@@ -414,29 +405,13 @@ export async function sessionsSetEnabled(
 }
 
 /** Decrypts a session row's cookies (registering them as secrets for redaction). */
-export function sessionCookies(
-  row: SessionRow,
-  ring: SecretKey[],
-): { sessionid: string; csrftoken?: string; dsUserId?: string } {
-  const c = JSON.parse(decryptSecret(row.cookiesEnc, ring, `session:${row.label}`)) as {
-    sessionid: string;
-    csrftoken: string | null;
-    ds_user_id: string | null;
-  };
-  if (c.csrftoken) registerSecret(c.csrftoken);
-  return {
-    sessionid: c.sessionid,
-    ...(c.csrftoken ? { csrftoken: c.csrftoken } : {}),
-    ...(c.ds_user_id ? { dsUserId: c.ds_user_id } : {}),
-  };
+function sessionCookies(row: SessionRow, ring: SecretKey[]): DecryptedCookies {
+  return decryptSessionCookies(row.cookiesEnc, row.label, ring);
 }
 
 /** Decrypts a proxy row into a URL with its password (memory only). */
-export function proxyUrl(row: ProxyRow, ring: SecretKey[]): string {
-  if (!row.passwordEnc) return row.url;
-  const u = new URL(row.url);
-  u.password = encodeURIComponent(decryptSecret(row.passwordEnc, ring, `proxy:${row.label}`));
-  return u.href.replace(/\/$/, '');
+function proxyUrl(row: ProxyRow, ring: SecretKey[]): string {
+  return proxyUrlWithPassword(row.url, row.passwordEnc, row.label, ring);
 }
 
 /**

@@ -1,0 +1,116 @@
+// Shared plumbing for the worker benchmarks (issue 10): a private Redis prefix and Postgres
+// database per scenario, the CLI and worker processes, peak RSS from /proc, and cleanup.
+// Nothing here asserts; it only runs things and measures.
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { migrate } from '@storycheck/db';
+
+export const PG = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const WORKER = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../producer/dist/main.js', import.meta.url));
+export const quick = process.argv.includes('--quick');
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+export const fmt = (n, d = 0) =>
+  n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+
+/** One machine-readable line for packages/devtools/bench.mjs, beside the human lines. */
+export function benchLine(name, value, unit, goal) {
+  console.log(`BENCH ${JSON.stringify({ name, value, unit, ...(goal ? { goal } : {}) })}`);
+}
+
+/** Deletes every Redis key under `prefix` (the prefix is unique to this bench process). */
+export async function wipeRedis(prefix) {
+  const redis = new Redis(REDIS_URL);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
+export async function dropDb(name) {
+  const admin = new pg.Client({ connectionString: `${PG}/postgres` });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.end();
+}
+
+/**
+ * A scenario: a fresh prefix + database (`tag`), migrated, with `env` for the worker and CLI.
+ * `close()` stops the workers it started, then removes the keys and the database.
+ */
+export async function scenario(tag, extraEnv) {
+  const env = {
+    ...process.env,
+    DATABASE_URL: `${PG}/${tag}`,
+    REDIS_URL,
+    STORYCHECK_PREFIX: tag,
+    LOG_LEVEL: 'error',
+    ...extraEnv,
+  };
+  const workers = [];
+  let peakKb = 0;
+  const poll = setInterval(async () => {
+    for (const w of workers) {
+      try {
+        const m = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${w.pid}/status`, 'utf8'));
+        if (m) peakKb = Math.max(peakKb, Number(m[1]));
+      } catch {
+        // exited
+      }
+    }
+  }, 100);
+  const s = {
+    env,
+    tag,
+    cli: (args, input = '') =>
+      new Promise((resolve, reject) => {
+        const p = spawn(process.execPath, [CLI, ...args], {
+          env,
+          stdio: ['pipe', 'ignore', 'inherit'],
+        });
+        p.on('exit', (c) =>
+          c === 0 ? resolve() : reject(new Error(`${args.join(' ')} exited ${c}`)),
+        );
+        p.stdin.end(input);
+      }),
+    startWorkers(n, workerEnv = {}) {
+      for (let i = 0; i < n; i++)
+        workers.push(
+          spawn(process.execPath, [WORKER], {
+            env: { ...env, ...workerEnv },
+            stdio: ['ignore', 'ignore', 'inherit'],
+          }),
+        );
+    },
+    /** Enqueues `names` and waits for every result; returns wall seconds (CLI start included). */
+    async checks(names) {
+      const t0 = performance.now();
+      await s.cli(['enqueue', '-', '--wait'], names.join('\n'));
+      return (performance.now() - t0) / 1000;
+    },
+    peakRssMb: () => peakKb / 1024,
+    async close() {
+      clearInterval(poll);
+      for (const w of workers) if (w.exitCode === null) w.kill('SIGTERM');
+      await Promise.all(
+        workers.map((w) => (w.exitCode === null ? new Promise((r) => w.on('exit', r)) : null)),
+      );
+      await wipeRedis(tag);
+      await dropDb(tag);
+    },
+  };
+  try {
+    await migrate(env.DATABASE_URL);
+  } catch (err) {
+    await s.close();
+    throw err;
+  }
+  return s;
+}
