@@ -66,6 +66,8 @@ export interface FleetOptions {
   maxInProcessWaitMs?: number;
   /** Store refresh and Postgres mirror period (ms). Default 30 000. */
   syncEveryMs?: number;
+  /** Called with how long a request waited for budget (ms), once per granted lease. */
+  onLeaseWait?: (ms: number) => void;
   /** Called when no session is usable (true) and when one is again (false). */
   onUsableChange?: (usable: boolean) => void;
 }
@@ -193,6 +195,7 @@ export class Fleet {
     if (this.anonymous) return fn({ sessionLabel: null, proxyLabel: null });
     const maxWait = this.opts.maxInProcessWaitMs ?? 2_000;
     let lastError: unknown;
+    const asked = Date.now();
     for (let tries = 0; tries < MAX_TRIES;) {
       if (signal.aborted) throw signal.reason;
       const r = await this.pool.acquire();
@@ -201,11 +204,15 @@ export class Fleet {
           this.setUsable(false);
           throw new NoSessionError();
         }
-        if (r.waitMs > maxWait) throw new LeaseWaitError(r.waitMs);
+        if (r.waitMs > maxWait) {
+          this.opts.onLeaseWait?.(r.waitMs);
+          throw new LeaseWaitError(r.waitMs);
+        }
         await sleep(r.waitMs, signal);
         continue;
       }
       this.setUsable(true);
+      this.opts.onLeaseWait?.(Date.now() - asked);
       const lease = r.lease;
       const creds = this.credentials(lease);
       if (!creds) {

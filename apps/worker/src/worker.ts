@@ -92,6 +92,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     db: db.db,
     redis: connection,
     logger,
+    onLeaseWait: (ms) => metrics.limiterWait(ms),
     onUsableChange: (usable) => {
       metrics.noUsableSession(!usable);
       if (usable) return;

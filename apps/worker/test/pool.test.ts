@@ -52,6 +52,9 @@ function poolEnv(): Record<string, string> {
     SESSION_BURST: '3',
     PROXY_RATE,
     PROXY_BURST: '5',
+    // The margin absorbs arrival jitter; a CI machine running other suites beside this one
+    // lags by hundreds of ms at times, so the test runs with a wider one than the default 0.1.
+    BUDGET_MARGIN: '0.25',
   };
 }
 

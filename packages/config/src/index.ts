@@ -83,6 +83,11 @@ const envSchema = z.object({
    * jitter never pushes a request over the upstream's limit. 0 disables.
    */
   BUDGET_MARGIN: z.coerce.number().min(0).max(0.5).default(0.1),
+  /**
+   * Adaptive budgets (AIMD): repeated 429s halve a session's rate, sustained success raises it
+   * back toward the configured one — for when the real limit is unknown.
+   */
+  ADAPTIVE_RATES: bool.default(false),
   /** Optional budget for all traffic together; unset = no global budget. */
   GLOBAL_RATE: rate.optional(),
   /** Burst of the global budget. */
@@ -150,6 +155,7 @@ export interface Config {
   globalRate: Rate | undefined;
   globalBurst: number;
   budgetMargin: number;
+  adaptiveRates: boolean;
   workerConcurrency: number;
   workerHttpPort: number | undefined;
   workerHttpHost: string;
@@ -205,6 +211,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     globalRate: e.GLOBAL_RATE,
     globalBurst: e.GLOBAL_BURST,
     budgetMargin: e.BUDGET_MARGIN,
+    adaptiveRates: e.ADAPTIVE_RATES,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHttpPort: e.WORKER_HTTP_PORT,
     workerHttpHost: e.WORKER_HTTP_HOST,

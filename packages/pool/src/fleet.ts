@@ -26,7 +26,12 @@ export function poolDefaults(config: Config): PoolDefaults {
 
 /** The pool of this deployment (STORYCHECK_PREFIX) on `redis`, with the configured budgets. */
 export function openPool(config: Config, redis: Redis): Pool {
-  return createPool({ redis, prefix: config.prefix, defaults: poolDefaults(config) });
+  return createPool({
+    redis,
+    prefix: config.prefix,
+    defaults: poolDefaults(config),
+    adaptive: config.adaptiveRates,
+  });
 }
 
 /** What the store (Postgres) knows of one member: ids are the rows' ids as strings. */
