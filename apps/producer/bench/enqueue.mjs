@@ -122,6 +122,12 @@ try {
     `enqueue: ${fmt(N)} names ${(o / 1000).toFixed(1)} s (${fmt(N / (o / 1000))}/s, process start included); ` +
       `bare addBulk ${(b / 1000).toFixed(1)} s (${fmt(N / (b / 1000))}/s); ratio ${(b / o).toFixed(2)} (goal >= 0.5); median of ${RUNS}`,
   );
+  console.log(
+    `BENCH ${JSON.stringify({ name: 'enqueue names/s', value: N / (o / 1000), unit: 'names/s' })}`,
+  );
+  console.log(
+    `BENCH ${JSON.stringify({ name: 'enqueue ratio to bare addBulk', value: b / o, unit: 'ratio', goal: '>= 0.5' })}`,
+  );
   if (!quick) {
     const big = join(dir, '1m.txt');
     const lines = [];
@@ -132,6 +138,9 @@ try {
     const res = await enqueueCli(big, prefix);
     console.log(
       `enqueue: 1,000,000-line file peak RSS ${fmt(res.peakMb)} MB (goal < 300 MB) in ${(res.ms / 1000).toFixed(0)} s`,
+    );
+    console.log(
+      `BENCH ${JSON.stringify({ name: 'enqueue 1M-line peak RSS', value: res.peakMb, unit: 'MB', goal: '< 300' })}`,
     );
     await wipe(prefix);
   }

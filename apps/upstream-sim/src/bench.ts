@@ -159,6 +159,9 @@ async function main(): Promise<void> {
           `(concurrency ${concurrency})\n`,
       );
       parts.push(`${rps.toLocaleString('en-US')} req/s (${phase.name})`);
+      process.stdout.write(
+        `BENCH ${JSON.stringify({ name: `sim ${phase.name} req/s`, value: rps, unit: 'req/s' })}\n`,
+      );
     }
     process.stderr.write(
       `bench: ${cpus().length} CPUs, ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}\n`,

@@ -17,6 +17,14 @@ export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
 export const fmt = (n, d = 0) =>
   n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
+// Workers are separate processes: if this bench is killed, stop them too (no orphans writing keys).
+const allWorkers = new Set();
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.once(sig, () => {
+    for (const w of allWorkers) if (w.exitCode === null) w.kill('SIGTERM');
+    process.exit(130);
+  });
+
 /** One machine-readable line for packages/devtools/bench.mjs, beside the human lines. */
 export function benchLine(name, value, unit, goal) {
   console.log(`BENCH ${JSON.stringify({ name, value, unit, ...(goal ? { goal } : {}) })}`);
@@ -81,13 +89,14 @@ export async function scenario(tag, extraEnv) {
         p.stdin.end(input);
       }),
     startWorkers(n, workerEnv = {}) {
-      for (let i = 0; i < n; i++)
-        workers.push(
-          spawn(process.execPath, [WORKER], {
-            env: { ...env, ...workerEnv },
-            stdio: ['ignore', 'ignore', 'inherit'],
-          }),
-        );
+      for (let i = 0; i < n; i++) {
+        const w = spawn(process.execPath, [WORKER], {
+          env: { ...env, ...workerEnv },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        });
+        workers.push(w);
+        allWorkers.add(w);
+      }
     },
     /** Enqueues `names` and waits for every result; returns wall seconds (CLI start included). */
     async checks(names) {

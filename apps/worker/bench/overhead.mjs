@@ -23,8 +23,9 @@ async function bare(prefix) {
   let done = 0;
   let finish;
   const all = new Promise((r) => (finish = r));
+  const wconn = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const w = new Worker('bare', async () => ({ ok: true }), {
-    connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
+    connection: wconn,
     prefix,
     concurrency: CONCURRENCY,
   });
@@ -43,6 +44,7 @@ async function bare(prefix) {
   await w.close();
   await q.close();
   connection.disconnect();
+  wconn.disconnect();
   await wipeRedis(prefix);
   return secs;
 }

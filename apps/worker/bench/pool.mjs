@@ -94,6 +94,14 @@ try {
       `ceiling ${Math.floor(ceiling)} (4 sessions × ${RATE}/s + burst); utilization ${(log.length / ceiling).toFixed(3)} ` +
       `(goal >= 0.9; BUDGET_MARGIN 0.1 keeps it near 0.9 by design); throttled answers ${throttled} (goal 0)`,
   );
+  for (const [name, value, unit, goal] of [
+    ['pool checks/s', N / secs, 'checks/s'],
+    ['pool upstream requests/s', log.length / window, 'requests/s'],
+    ['pool ceiling requests/s', ceiling / window, 'requests/s'],
+    ['pool utilization', log.length / ceiling, 'ratio', '>= 0.95'],
+    ['pool throttled answers', throttled, 'count', '== 0'],
+  ])
+    console.log(`BENCH ${JSON.stringify({ name, value, unit, ...(goal ? { goal } : {}) })}`);
 } finally {
   for (const w of workers) w.kill('SIGTERM');
   await Promise.all(workers.map((w) => new Promise((r) => w.on('exit', r))));

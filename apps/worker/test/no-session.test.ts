@@ -57,9 +57,7 @@ it('pauses while no session is usable and resumes when one is enabled', async ()
   const mid = await h.batch(batchId);
   expect(mid.done).toBe(0);
   // Jobs wait; none spent an attempt.
-  const attempts = (await h.queue.getJobs(['delayed', 'waiting'])).map(
-    (j) => j.attemptsMade,
-  );
+  const attempts = (await h.queue.getJobs(['delayed', 'waiting'])).map((j) => j.attemptsMade);
   expect(attempts.every((a) => a === 0)).toBe(true);
 
   // The account is fixed upstream and the operator enables it again.

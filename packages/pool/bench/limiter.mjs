@@ -117,6 +117,14 @@ try {
     console.log(
       `open       loops=${String(loops).padStart(2)}  ${fmt(r.admitted / r.secs).padStart(7)} acquires/s  p50 ${fmt(r.p50 * 1000).padStart(5)} µs  p99 ${fmt(r.p99 * 1000).padStart(6)} µs  Redis ${fmt(r.usecPerCall, 1)} µs/acquire  (calls: ours ${fmt(r.calls)}, Redis ${fmt(r.redisCalls)})`,
     );
+    const m = (name, value, unit, goal) =>
+      console.log(
+        `BENCH ${JSON.stringify({ name: `limiter loops=${loops} ${name}`, value, unit, ...(goal ? { goal } : {}) })}`,
+      );
+    m('acquires/s', r.admitted / r.secs, 'acquires/s');
+    m('p50', r.p50 * 1000, 'µs');
+    m('p99', r.p99 * 1000, 'µs');
+    m('Redis µs/acquire', r.usecPerCall, 'µs', '<= 50');
   }
 
   const GLOBAL = rate(1_000, 1000);
@@ -143,6 +151,9 @@ try {
     console.log(
       `saturated  loops=32  ${fmt(r.admitted / r.secs).padStart(7)} admitted/s of 1,000/s global  utilization ${(r.admitted / allowed).toFixed(3)}  ${(r.calls / r.admitted).toFixed(2)} acquire calls per admitted request  Redis ${fmt(r.usecPerCall, 1)} µs/call  (${name})`,
     );
+    console.log(
+      `BENCH ${JSON.stringify({ name: `limiter saturated (${name}) calls per admitted`, value: r.calls / r.admitted, unit: 'calls' })}`,
+    );
   }
 
   pool = await setup(WIDE);
@@ -155,6 +166,9 @@ try {
     });
     console.log(
       `report     loops=16  ${fmt(r.admitted / r.secs).padStart(7)} checked requests/s (acquire + reportSuccess)  ${(r.calls / r.admitted).toFixed(2)} Redis calls per request  Redis ${fmt(r.usecPerCall, 1)} µs/call`,
+    );
+    console.log(
+      `BENCH ${JSON.stringify({ name: 'limiter Redis calls per admitted request', value: r.calls / r.admitted, unit: 'calls' })}`,
     );
   }
 } finally {
