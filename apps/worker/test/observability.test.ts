@@ -17,7 +17,7 @@ import { startHealthServer, type HealthServer } from '../src/health.js';
 import { WorkerMetrics, statusClassOf } from '../src/metrics.js';
 import { startWatchdog, type Watchdog } from '../src/watchdog.js';
 import { parsePrometheus, valueOf } from '@storycheck/testkit';
-import { startPrivateRedis, type PrivateRedis } from './private-redis.js';
+import { startPrivateRedis, type PrivateRedis } from '@storycheck/testkit';
 
 const config = loadConfig({});
 const poolDefaults = {

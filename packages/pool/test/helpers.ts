@@ -1,7 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, createServer } from 'node:net';
 import type { Redis } from 'ioredis';
-import { sleep } from '@storycheck/testkit';
 
 /** One admission from the hammer's log: session, proxy ("" = none), Redis time µs. */
 export type Admission = [session: string, proxy: string, atUs: number];
@@ -78,73 +75,4 @@ export async function dumpKeys(redis: Redis, prefix: string): Promise<Record<str
   return out;
 }
 
-/** A redis-server of our own, for what must not touch the shared one (SCRIPT FLUSH, restart). */
-export interface PrivateRedis {
-  url: string;
-  port: number;
-  /** Stops it (SIGKILL) and starts it again on the same port, empty. */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
-
-/** One raw PING over TCP (no client library: nothing left behind when it fails). */
-function pingOnce(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(port, '127.0.0.1');
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(500, () => done(false));
-    sock.on('error', () => done(false));
-    sock.on('connect', () => sock.write('PING\r\n'));
-    sock.on('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-/** Starts `redis-server` on a free loopback port, no persistence. Stop it in afterAll. */
-export async function startPrivateRedis(): Promise<PrivateRedis> {
-  const port = await freePort();
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    child = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore' },
-    );
-    for (let i = 0; i < 100; i++) {
-      if (await pingOnce(port)) return;
-      await sleep(50);
-    }
-    throw new Error(`redis-server on port ${port} did not start`);
-  };
-  const stop = async () => {
-    const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGKILL');
-    await exited;
-  };
-  await start();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    async restart() {
-      await stop();
-      await start();
-    },
-    stop,
-  };
-}
+export { startPrivateRedis, type PrivateRedis } from '@storycheck/testkit';

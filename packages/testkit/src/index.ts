@@ -1,3 +1,4 @@
+import { sleep } from './sleep.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -74,8 +75,7 @@ export function createTestPrefix(): TestPrefix {
   };
 }
 
-/** Resolves after `ms` milliseconds. */
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from './sleep.js';
 
 /**
  * Polls `fn` every `intervalMs` (default 100) until it returns a truthy value or `timeoutMs`
@@ -150,3 +150,4 @@ export async function runNode(
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
 export { parsePrometheus, valueOf, type Sample } from './prom-text.js';
+export { startPrivateRedis, freePort, type PrivateRedis } from './private-redis.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from '@storycheck/testkit';
+import { sleep } from './sleep.js';
 
 /**
  * A redis-server of the test's own on a free loopback port, for what must never touch the
@@ -17,6 +17,8 @@ export interface PrivateRedis {
   start(): Promise<void>;
   /** Kills it (SIGKILL: connections drop at once, as in a crash) and waits for the exit. */
   kill(): Promise<void>;
+  /** Kills it (SIGKILL) and starts it again on the same port, empty. */
+  restart(): Promise<void>;
   /** Kills it and removes its folder. Idempotent. */
   stop(): Promise<void>;
 }
@@ -90,6 +92,10 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     port,
     start,
     kill,
+    async restart() {
+      await kill();
+      await start();
+    },
     async stop() {
       await kill();
       rmSync(dir, { recursive: true, force: true });
