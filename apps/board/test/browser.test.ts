@@ -135,7 +135,6 @@ describeBrowser(`board in a real browser (${CHROMIUM})`, () => {
         (e: unknown) => String((e as Error).message),
       );
       expect(outcome).toMatch(/^status 401$|ERR_INVALID_AUTH_CREDENTIALS/);
-      expect(await page.content()).not.toContain('Sessions');
     } finally {
       await context.close();
     }
