@@ -4,21 +4,15 @@
 // upstream requests achieved against the ceiling the budgets allow, and the 429 count (goal 0).
 // Prints; never asserts.   node bench/pool.mjs [--quick]
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { Redis } from 'ioredis';
 import { migrate } from '@storycheck/db';
+import { CLI, PG, REDIS_URL, WORKER, dropDb, wipeRedis } from './lib.mjs';
 import { startProxies, startSim } from '@storycheck/upstream-sim';
 
 const quick = process.argv.includes('--quick');
 const N = quick ? 200 : 2000;
 const SESSIONS = 4;
 const RATE = quick ? 10 : 8; // requests per second per session; proxies get 2 sessions' worth
-const PG = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const tag = `scbenchpool_${process.pid}`;
-const WORKER = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const CLI = fileURLToPath(new URL('../../producer/dist/main.js', import.meta.url));
 const sid = (n) => `${2_000_000 + n}%3Abenchbenchbench%3A${n}`;
 const proxies = await startProxies({ count: 2 });
 const sim = await startSim({
@@ -107,16 +101,6 @@ try {
   await Promise.all(workers.map((w) => new Promise((r) => w.on('exit', r))));
   await sim.close();
   await proxies.close();
-  const redis = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${tag}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
-  const admin = new pg.Client({ connectionString: `${PG}/postgres` });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${tag} WITH (FORCE)`);
-  await admin.end();
+  await wipeRedis(tag);
+  await dropDb(tag);
 }

@@ -5,19 +5,13 @@
 // The original design spent 2.0 requests per username (profile + stories).
 //   node bench/requests.mjs [--quick]      1,000 names (--quick: 200)
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { Redis } from 'ioredis';
 import { migrate } from '@storycheck/db';
+import { CLI, PG, REDIS_URL, WORKER, dropDb, wipeRedis } from './lib.mjs';
 import { startSim } from '@storycheck/upstream-sim';
 
 const quick = process.argv.includes('--quick');
 const N = quick ? 200 : 1000;
-const PG = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const tag = `scbenchreq_${process.pid}`;
-const WORKER = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const CLI = fileURLToPath(new URL('../../producer/dist/main.js', import.meta.url));
 const sim = await startSim({ seed: 77, size: N + 100, latencyMs: 20 });
 const env = {
   ...process.env,
@@ -60,16 +54,6 @@ try {
   worker.kill('SIGTERM');
   await new Promise((r) => worker.on('exit', r));
   await sim.close();
-  const redis = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${tag}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
-  const admin = new pg.Client({ connectionString: `${PG}/postgres` });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${tag} WITH (FORCE)`);
-  await admin.end();
+  await wipeRedis(tag);
+  await dropDb(tag);
 }
