@@ -13,6 +13,8 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const WORKER = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../producer/dist/main.js', import.meta.url));
 export const quick = process.argv.includes('--quick');
+/** Extra node flags for worker processes, e.g. BENCH_WORKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const workerNodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const fmt = (n, d = 0) =>
   n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
@@ -90,7 +92,7 @@ export async function scenario(tag, extraEnv) {
       }),
     startWorkers(n, workerEnv = {}) {
       for (let i = 0; i < n; i++) {
-        const w = spawn(process.execPath, [WORKER], {
+        const w = spawn(process.execPath, [...workerNodeArgs, WORKER], {
           env: { ...env, ...workerEnv },
           stdio: ['ignore', 'ignore', 'inherit'],
         });
@@ -105,6 +107,8 @@ export async function scenario(tag, extraEnv) {
       return (performance.now() - t0) / 1000;
     },
     peakRssMb: () => peakKb / 1024,
+    /** Process ids of the workers started so far. */
+    pids: () => workers.map((w) => w.pid),
     async close() {
       clearInterval(poll);
       for (const w of workers) if (w.exitCode === null) w.kill('SIGTERM');

@@ -1,4 +1,4 @@
-import type { CachedResult, Caches, SingleFlight } from '@storycheck/cache';
+import type { CachedResult, Caches, SingleFlight, UserIdEntry } from '@storycheck/cache';
 import type { Credentials, Fleet } from './fleet.js';
 import type { WorkerMetrics } from './metrics.js';
 import type {
@@ -52,9 +52,11 @@ export async function checkUsername(
   signal: AbortSignal,
 ): Promise<CheckOutcome> {
   const { checker, coalescer, caches, flight } = parts;
-  const hit = await caches.getResult(username);
+  // One round trip for both caches; the user-id entry is used by the first profile lookup.
+  const { result: hit, userId: prefetched } = await caches.lookup(username);
   parts.metrics?.cacheLookup('results', hit !== null);
   if (hit) return fromCached(hit);
+  let pre: UserIdEntry | null | undefined = prefetched;
 
   let own: CheckResult | undefined;
   const labels = { sessionLabel: null as string | null, proxyLabel: null as string | null };
@@ -64,7 +66,13 @@ export async function checkUsername(
       own = await checker.check(username, {
         signal,
         loadStories: (id) => coalescer.load(id),
-        lookupProfile: (u) => cachedLookup(parts, u, signal, labels),
+        lookupProfile: (u) => {
+          // The prefetched entry serves one lookup of this username; after a stale id (a
+          // rename) the checker looks again and must not see it.
+          const entry = u === username ? pre : undefined;
+          pre = undefined;
+          return cachedLookup(parts, u, signal, labels, entry);
+        },
         onStaleUserId: (u) => caches.dropUserId(u),
       });
       const c = toCached(own);
@@ -94,8 +102,10 @@ async function cachedLookup(
   username: string,
   signal: AbortSignal,
   labels: { sessionLabel: string | null; proxyLabel: string | null },
+  /** The entry already read with the result (counted there); undefined: read it now. */
+  prefetched: UserIdEntry | null | undefined,
 ): Promise<ProfileLookup> {
-  const entry = await parts.caches.getUserId(username);
+  const entry = prefetched === undefined ? await parts.caches.getUserId(username) : prefetched;
   parts.metrics?.cacheLookup('userIds', entry !== null);
   if (entry) {
     return entry.found

@@ -3,11 +3,10 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '@storycheck/config';
 import { redactString, type Logger } from '@storycheck/logger';
 import {
-  appendBatchLog,
+  ResultRecorder,
   getBatchStatus,
   markBatchStarted,
   openDb,
-  recordResult,
   type DbHandle,
 } from '@storycheck/db';
 import {
@@ -67,6 +66,15 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     role: 'worker',
     name,
     onError: (e) => logger.warn('redis connection error', { error: e.message }),
+  });
+  // Results are committed in groups (one transaction per group of finished checks): see
+  // ResultRecorder. Each job still waits for its own row to be committed.
+  const recorder = new ResultRecorder(db.db, {
+    onGroupError: (e, size) =>
+      logger.warn('result group commit failed; retrying its results one by one', {
+        error: redactString(e.message),
+        size,
+      }),
   });
   const queue = openCheckQueue(connection, config.prefix);
   queue.on('error', () => undefined);
@@ -193,9 +201,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
                   err instanceof ThrottledError ? err.retryAfterMs : undefined,
                 );
         log.warn('check delayed', { username, errorCode: errorCode(err), delayMs });
-        await appendBatchLog(db.db, [{ ...base, outcome: 'delayed', data: { delayMs } }]).catch(
-          () => undefined,
-        );
+        await recorder
+          .log([{ ...base, outcome: 'delayed', data: { delayMs } }])
+          .catch(() => undefined);
         await job.moveToDelayed(Date.now() + delayMs, token);
         throw new DelayedError();
       }
@@ -208,16 +216,15 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
           errorCode: base.errorCode,
           error: base.errorMessage,
         });
-        await appendBatchLog(db.db, [{ ...base, outcome: 'retry' }]).catch(() => undefined);
+        await recorder.log([{ ...base, outcome: 'retry' }]).catch(() => undefined);
         throw err;
       }
-      const outcome = await recordResult(
-        db.db,
+      const outcome = await recorder.record({
         batchId,
         username,
-        { status: 'failed', attempts: attempt, error: errorCode(err) },
-        () => ({ ...base, outcome: 'failed' }),
-      );
+        result: { status: 'failed', attempts: attempt, error: errorCode(err) },
+        logEntry: () => ({ ...base, outcome: 'failed' }),
+      });
       log.log(action === 'fail' ? 'error' : 'warn', 'check failed', {
         username,
         attempt,
@@ -234,11 +241,10 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     }
     throttleStreak = 0;
     const finishedAt = new Date();
-    const outcome = await recordResult(
-      db.db,
+    const outcome = await recorder.record({
       batchId,
       username,
-      {
+      result: {
         status: result.status,
         storyCount: result.storyCount,
         latestStoryAt: result.latestStoryAt,
@@ -248,7 +254,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         cached: result.cached,
         checkedAt: result.checkedAt,
       },
-      (applied) => ({
+      logEntry: (applied) => ({
         batchId,
         event: 'check',
         username,
@@ -265,7 +271,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         outcome: result.status,
         data: applied ? (result.cached ? { cached: true } : null) : { duplicateDelivery: true },
       }),
-    );
+    });
     metrics.checkFinished(result.status, finishedAt.getTime() - t0.getTime(), result.cached);
     log.info('checked', {
       username,
@@ -374,6 +380,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         ]);
         if (!settled) await worker.close(true);
       }
+      await recorder.drain();
+      await caches.close().catch(() => undefined);
       await maintenance.close().catch(() => undefined);
       watchdog.stop();
       await health?.close();

@@ -39,11 +39,16 @@ export type CacheName = 'userIds' | 'results';
  */
 export class Caches {
   private readonly keys: ReturnType<typeof cacheKeys>;
+  /** Hit/miss counts not yet added to the Redis counters (see {@link flushStats}). */
+  private unflushed = new Map<string, number>();
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
     private readonly ttl: CacheTtls,
+    /** How often counted hits and misses are added to Redis, ms. Default 1 000. */
+    private readonly statsFlushMs = 1_000,
   ) {
     this.keys = cacheKeys(prefix);
   }
@@ -51,13 +56,26 @@ export class Caches {
   /** The user-id entry of `username`, counting a hit or a miss. */
   async getUserId(username: string): Promise<UserIdEntry | null> {
     const v = await this.redis.get(this.keys.uid(username));
-    await this.count('userIds', v !== null);
-    if (v === null) return null;
-    const [kind, a, b, c] = v.split('|');
-    if (kind === 'u' && a && /^\d+$/.test(a))
-      return { found: true, userId: a, isPrivate: b === '1', seenAtSecs: Number(c) };
-    if (kind === 'n') return { found: false, seenAtSecs: Number(a) };
-    return null;
+    this.count('userIds', v !== null);
+    return decodeUserId(v);
+  }
+
+  /**
+   * Both entries of `username` in one round trip (MGET): its cached result and its user id.
+   * Counts the result lookup; the user-id entry is counted only on a result miss (when it
+   * will be used), so hit ratios mean what they did with two separate lookups.
+   */
+  async lookup(username: string): Promise<{
+    result: CachedResult | null;
+    userId: UserIdEntry | null;
+  }> {
+    if (this.ttl.resultMs <= 0) return { result: null, userId: await this.getUserId(username) };
+    const [r, u] = await this.redis.mget(this.keys.res(username), this.keys.uid(username));
+    const result = r == null ? null : decodeResult(r);
+    this.count('results', result !== null);
+    if (result !== null) return { result, userId: null };
+    this.count('userIds', u != null);
+    return { result: null, userId: decodeUserId(u ?? null) };
   }
 
   /** Stores what a profile lookup said (not-found answers with the shorter TTL). */
@@ -84,7 +102,7 @@ export class Caches {
   async getResult(username: string): Promise<CachedResult | null> {
     if (this.ttl.resultMs <= 0) return null;
     const v = await this.redis.get(this.keys.res(username));
-    await this.count('results', v !== null);
+    this.count('results', v !== null);
     return v === null ? null : decodeResult(v);
   }
 
@@ -105,16 +123,48 @@ export class Caches {
     await this.redis.set(this.keys.res(username), encodeResult(r), 'PX', ttlMs);
   }
 
-  private async count(cache: CacheName, hit: boolean): Promise<void> {
-    await this.redis
-      .multi()
-      .hincrby(this.keys.stats, `${cache}:${hit ? 'hits' : 'misses'}`, 1)
-      .hsetnx(this.keys.stats, 'since', String(Date.now()))
-      .exec();
+  /**
+   * Counts a hit or a miss in memory; the counts reach Redis within `statsFlushMs` (one
+   * MULTI for all of them) instead of one round trip on every lookup's path.
+   */
+  private count(cache: CacheName, hit: boolean): void {
+    const field = `${cache}:${hit ? 'hits' : 'misses'}`;
+    this.unflushed.set(field, (this.unflushed.get(field) ?? 0) + 1);
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flushStats().catch(() => undefined); // counters are best effort; retried next time
+    }, this.statsFlushMs);
+    this.flushTimer.unref();
+  }
+
+  /** Adds the counted hits and misses to the shared counters now (also done on a timer). */
+  async flushStats(): Promise<void> {
+    if (this.unflushed.size === 0) return;
+    const counts = this.unflushed;
+    this.unflushed = new Map();
+    const m = this.redis.multi();
+    for (const [field, n] of counts) m.hincrby(this.keys.stats, field, n);
+    m.hsetnx(this.keys.stats, 'since', String(Date.now()));
+    try {
+      await m.exec();
+    } catch (err) {
+      for (const [field, n] of counts)
+        this.unflushed.set(field, (this.unflushed.get(field) ?? 0) + n);
+      throw err;
+    }
+  }
+
+  /** Flushes the counters and stops the flush timer (the connection stays the caller's). */
+  async close(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.flushStats();
   }
 
   /** Entries and hit ratio per cache since the counters were last reset. */
   async stats(): Promise<CacheStats> {
+    await this.flushStats();
     const h = await this.redis.hgetall(this.keys.stats);
     const one = async (name: CacheName, kind: 'uid' | 'res') => {
       const hits = Number(h[`${name}:hits`] ?? 0);
@@ -171,6 +221,15 @@ export class Caches {
     } while (cursor !== '0');
     return n;
   }
+}
+
+function decodeUserId(v: string | null): UserIdEntry | null {
+  if (v === null) return null;
+  const [kind, a, b, c] = v.split('|');
+  if (kind === 'u' && a && /^\d+$/.test(a))
+    return { found: true, userId: a, isPrivate: b === '1', seenAtSecs: Number(c) };
+  if (kind === 'n') return { found: false, seenAtSecs: Number(a) };
+  return null;
 }
 
 /** What `cache stats` reports. */

@@ -18,6 +18,22 @@ export interface SingleFlightOptions<T> {
 
 /** Compare-and-delete: release the lock only if it is still ours. KEYS[1] lock; ARGV[1] token. */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+/**
+ * Publish and release in one round trip: SET the answer for followers (KEYS[2], ARGV[2] value,
+ * ARGV[3] ttl ms), then compare-and-delete the lock (KEYS[1], ARGV[1] token).
+ */
+const PUBLISH_RELEASE = `redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+type FlightRedis = Redis & {
+  storycheckFlightRelease(lock: string, token: string): Promise<number>;
+  storycheckFlightPublish(
+    lock: string,
+    result: string,
+    token: string,
+    value: string,
+    ttlMs: number,
+  ): Promise<number>;
+};
 
 /**
  * One upstream lookup for many askers of the same key, in one process (a shared promise) and
@@ -38,6 +54,12 @@ export class SingleFlight<T> {
     private readonly opts: SingleFlightOptions<T>,
   ) {
     this.keys = cacheKeys(prefix);
+    // EVALSHA with a fallback to EVAL (ioredis defineCommand): the script text is sent once.
+    const r = redis as unknown as Partial<FlightRedis>;
+    if (typeof r.storycheckFlightRelease !== 'function')
+      redis.defineCommand('storycheckFlightRelease', { numberOfKeys: 1, lua: RELEASE });
+    if (typeof r.storycheckFlightPublish !== 'function')
+      redis.defineCommand('storycheckFlightPublish', { numberOfKeys: 2, lua: PUBLISH_RELEASE });
     this.lockMs = opts.lockMs ?? 30_000;
     this.waitMs = opts.waitMs ?? 15_000;
     this.pollMs = opts.pollMs ?? 25;
@@ -70,18 +92,27 @@ export class SingleFlight<T> {
     for (;;) {
       const token = randomBytes(9).toString('base64url');
       if ((await this.redis.set(lockKey, token, 'PX', this.lockMs, 'NX')) === 'OK') {
+        const r = this.redis as unknown as FlightRedis;
+        let value: T;
         try {
-          const value = await fn();
-          await this.redis.set(
-            this.keys.flightResult(token),
-            this.opts.encode(value),
-            'PX',
-            Math.max(this.waitMs, 5_000),
-          );
-          return { value, shared: false };
-        } finally {
-          await this.redis.eval(RELEASE, 1, lockKey, token);
+          value = await fn();
+        } catch (err) {
+          await r.storycheckFlightRelease(lockKey, token);
+          throw err;
         }
+        await r
+          .storycheckFlightPublish(
+            lockKey,
+            this.keys.flightResult(token),
+            token,
+            this.opts.encode(value),
+            Math.max(this.waitMs, 5_000),
+          )
+          .catch(async (err: unknown) => {
+            await r.storycheckFlightRelease(lockKey, token).catch(() => undefined);
+            throw err;
+          });
+        return { value, shared: false };
       }
       // Someone else leads: wait for its answer, or for its lock to go.
       const leader = await this.redis.get(lockKey);

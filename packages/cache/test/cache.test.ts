@@ -61,6 +61,46 @@ describe('Caches', () => {
     expect(await c.getUserId('anna')).toBeNull();
   });
 
+  it('lookup reads both entries at once and counts like two lookups; counts reach Redis on flush', async () => {
+    const prefix = `${tp.prefix}-lk`;
+    const ttl = { userIdMs: 60_000, notFoundMs: 60_000, resultMs: 60_000 };
+    const c = new Caches(redis, prefix, ttl, 60_000); // no timer flush within this test
+    const reader = new Caches(other, prefix, ttl); // another process reading the counters
+    expect(await c.lookup('zoe')).toEqual({ result: null, userId: null });
+    await c.setUserId('zoe', { found: true, userId: '7', isPrivate: false, seenAtSecs: 5 });
+    expect(await c.lookup('zoe')).toEqual({
+      result: null,
+      userId: { found: true, userId: '7', isPrivate: false, seenAtSecs: 5 },
+    });
+    await c.setResult('zoe', result);
+    // A result hit does not count (or return) the user id: it is not needed.
+    expect(await c.lookup('zoe')).toEqual({ result, userId: null });
+    // Counted in memory only, until flushed.
+    expect((await reader.stats()).results).toMatchObject({ hits: 0, misses: 0 });
+    await c.close();
+    const s = await reader.stats();
+    expect(s.results).toMatchObject({ hits: 1, misses: 2 });
+    expect(s.userIds).toMatchObject({ hits: 1, misses: 1 });
+    expect(s.since).not.toBeNull();
+    // With the result cache off, lookup is the user-id read alone.
+    const off = new Caches(redis, prefix, { ...ttl, resultMs: 0 });
+    expect(await off.lookup('zoe')).toEqual({
+      result: null,
+      userId: { found: true, userId: '7', isPrivate: false, seenAtSecs: 5 },
+    });
+    expect((await off.stats()).userIds).toMatchObject({ hits: 2, misses: 1 });
+  });
+
+  it('flushes counted hits on its timer', async () => {
+    const prefix = `${tp.prefix}-tm`;
+    const ttl = { userIdMs: 60_000, notFoundMs: 60_000, resultMs: 60_000 };
+    const c = new Caches(redis, prefix, ttl, 50);
+    await c.getResult('nobody');
+    await sleep(300);
+    expect(await redis.hget(`${prefix}:cache:stats`, 'results:misses')).toBe('1');
+    await c.close();
+  });
+
   it('never keeps an active result past its story’s expiry; 0 TTL disables it', async () => {
     const c = new Caches(redis, tp.prefix, {
       userIdMs: 60_000,

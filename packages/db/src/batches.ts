@@ -7,14 +7,6 @@ export const FINAL_STATUSES = ['active', 'none', 'private', 'not_found', 'failed
 /** One of {@link FINAL_STATUSES}. */
 export type FinalStatus = (typeof FINAL_STATUSES)[number];
 
-const COUNTER: Record<FinalStatus, string> = {
-  active: 'count_active',
-  none: 'count_none',
-  private: 'count_private',
-  not_found: 'count_not_found',
-  failed: 'count_failed',
-};
-
 /** A batch as `status --json` shows it (CONTRACT.md). */
 export interface BatchStatus {
   batchId: string;
@@ -144,6 +136,15 @@ export interface RecordOutcome {
   completedBatch: boolean;
 }
 
+/** One item's result for {@link recordResults}. */
+export interface ResultEntry {
+  batchId: string;
+  username: string;
+  result: ItemResult;
+  /** Batch-log row of this check, written in the same transaction (before `finished`). */
+  logEntry?: ((applied: boolean) => BatchLogEntry) | undefined;
+}
+
 /**
  * Records an item's final result, exactly once (DESIGN.md invariant 2): the row moves from
  * `pending` to its final status and the batch counters move in the same transaction, only if
@@ -157,39 +158,109 @@ export async function recordResult(
   /** Batch-log row of this check, written in the same transaction (before `finished`). */
   logEntry?: (applied: boolean) => BatchLogEntry,
 ): Promise<RecordOutcome> {
-  const counter = sql.raw(COUNTER[result.status]);
+  const [outcome] = await recordResults(db, [{ batchId, username, result, logEntry }]);
+  return outcome!;
+}
+
+/**
+ * Records many items' final results in ONE transaction of a fixed number of statements
+ * (whatever the count): one UPDATE of the items over unnest()ed arrays that only touches rows
+ * still `pending`, one counter UPDATE per batch (in batch-id order, so concurrent writers
+ * never deadlock on batch rows), one INSERT of the log rows. Same exactly-once rule as
+ * {@link recordResult}: a row already final (or named twice in `entries`) is not applied again
+ * and moves no counter. Outcomes come back in the order of `entries`. This is what lets a
+ * worker commit (and fsync) once per group of checks instead of once per check.
+ */
+export async function recordResults(
+  db: Db,
+  entries: readonly ResultEntry[],
+): Promise<RecordOutcome[]> {
+  if (entries.length === 0) return [];
+  const key = (b: string, u: string) => `${b}\u0000${u}`;
+  // The first entry of a (batch, username) is the one that may apply; repeats are duplicates.
+  const firstIndex = new Map<string, number>();
+  entries.forEach((e, i) => {
+    const k = key(e.batchId, e.username);
+    if (!firstIndex.has(k)) firstIndex.set(k, i);
+  });
+  const unique = [...firstIndex.values()].map((i) => entries[i]!);
+  const col = <T>(f: (r: ItemResult) => T) => sql.param(unique.map((e) => f(e.result)));
   return db.transaction(async (tx) => {
-    const updated = await tx
-      .update(items)
-      .set({
-        status: result.status,
-        storyCount: result.storyCount ?? null,
-        latestStoryAt: result.latestStoryAt ?? null,
-        expiresAt: result.expiresAt ?? null,
-        userId: result.userId ?? null,
-        attempts: result.attempts,
-        cached: result.cached ?? false,
-        error: result.error ?? null,
-        checkedAt: result.checkedAt ?? sql`now()`,
-      })
-      .where(
-        and(eq(items.batchId, batchId), eq(items.username, username), eq(items.status, 'pending')),
-      )
-      .returning({ id: items.id });
-    if (logEntry) await tx.insert(batchLog).values(logEntry(updated.length > 0));
-    if (updated.length === 0) return { applied: false, completedBatch: false };
-    const res = await tx.execute<{ completed: boolean }>(sql`
-      UPDATE batches SET
-        done = done + 1,
-        ${counter} = ${counter} + 1,
-        started_at = coalesce(started_at, now()),
-        state = CASE WHEN sealed AND done + 1 >= total THEN 'completed' ELSE 'running' END,
-        finished_at = CASE WHEN sealed AND done + 1 >= total THEN now() ELSE NULL END
-      WHERE id = ${batchId}
-      RETURNING (state = 'completed') AS completed`);
-    const completedBatch = res.rows[0]?.completed === true;
-    if (completedBatch) await tx.insert(batchLog).values({ batchId, event: 'finished' });
-    return { applied: true, completedBatch };
+    const res = await tx.execute<{ batch_id: string; username: string; status: FinalStatus }>(sql`
+      UPDATE items AS i SET
+        status = v.status,
+        story_count = v.story_count,
+        latest_story_at = v.latest_story_at,
+        expires_at = v.expires_at,
+        user_id = v.user_id,
+        attempts = v.attempts,
+        cached = v.cached,
+        error = v.error,
+        checked_at = coalesce(v.checked_at, now())
+      FROM unnest(
+        ${sql.param(unique.map((e) => e.batchId))}::text[],
+        ${sql.param(unique.map((e) => e.username))}::text[],
+        ${col((r) => r.status)}::text[],
+        ${col((r) => r.storyCount ?? null)}::int[],
+        ${col((r) => r.latestStoryAt ?? null)}::timestamptz[],
+        ${col((r) => r.expiresAt ?? null)}::timestamptz[],
+        ${col((r) => r.userId ?? null)}::text[],
+        ${col((r) => r.attempts)}::int[],
+        ${col((r) => r.cached ?? false)}::bool[],
+        ${col((r) => r.error ?? null)}::text[],
+        ${col((r) => r.checkedAt ?? null)}::timestamptz[]
+      ) AS v(batch_id, username, status, story_count, latest_story_at, expires_at, user_id,
+             attempts, cached, error, checked_at)
+      WHERE i.batch_id = v.batch_id AND i.username = v.username AND i.status = 'pending'
+      RETURNING i.batch_id, i.username, i.status`);
+    const applied = new Set(res.rows.map((r) => key(r.batch_id, r.username)));
+    // Per batch: how many items reached each final state in this transaction.
+    const moved = new Map<string, Record<FinalStatus, number>>();
+    for (const r of res.rows) {
+      let c = moved.get(r.batch_id);
+      if (!c)
+        moved.set(r.batch_id, (c = { active: 0, none: 0, private: 0, not_found: 0, failed: 0 }));
+      c[r.status] += 1;
+    }
+    const completed = new Set<string>();
+    for (const batchId of [...moved.keys()].sort()) {
+      const c = moved.get(batchId)!;
+      const n = c.active + c.none + c.private + c.not_found + c.failed;
+      const r = await tx.execute<{ completed: boolean }>(sql`
+        UPDATE batches SET
+          done = done + ${n},
+          count_active = count_active + ${c.active},
+          count_none = count_none + ${c.none},
+          count_private = count_private + ${c.private},
+          count_not_found = count_not_found + ${c.not_found},
+          count_failed = count_failed + ${c.failed},
+          started_at = coalesce(started_at, now()),
+          state = CASE WHEN sealed AND done + ${n} >= total THEN 'completed' ELSE 'running' END,
+          finished_at = CASE WHEN sealed AND done + ${n} >= total THEN now() ELSE NULL END
+        WHERE id = ${batchId}
+        RETURNING (state = 'completed') AS completed`);
+      if (r.rows[0]?.completed === true) completed.add(batchId);
+    }
+    const outcomes = entries.map((e, i) => {
+      const k = key(e.batchId, e.username);
+      const applies = firstIndex.get(k) === i && applied.has(k);
+      return { applied: applies, completedBatch: applies && completed.has(e.batchId) };
+    });
+    // A batch completes once; the entry that reports it is the first applied one of the batch.
+    const reported = new Set<string>();
+    for (const o of outcomes.keys()) {
+      const e = entries[o]!;
+      if (!outcomes[o]!.completedBatch) continue;
+      if (reported.has(e.batchId)) outcomes[o] = { applied: true, completedBatch: false };
+      reported.add(e.batchId);
+    }
+    const log: BatchLogEntry[] = [];
+    entries.forEach((e, i) => {
+      if (e.logEntry) log.push(e.logEntry(outcomes[i]!.applied));
+    });
+    for (const batchId of [...completed].sort()) log.push({ batchId, event: 'finished' });
+    if (log.length) await tx.insert(batchLog).values(log);
+    return outcomes;
   });
 }
 

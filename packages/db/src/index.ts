@@ -3,3 +3,4 @@ export { openDb, type Db, type DbHandle } from './client.js';
 export { migrate, MIGRATIONS_FOLDER, type MigrateResult } from './migrate.js';
 export * from './batches.js';
 export * from './pool-store.js';
+export * from './recorder.js';

@@ -10,6 +10,8 @@ import {
   migrate,
   openDb,
   recordResult,
+  recordResults,
+  ResultRecorder,
   sealBatch,
   streamResults,
   type DbHandle,
@@ -128,6 +130,188 @@ describe('batch lifecycle', () => {
     expect((await getBatchStatus(h.db, id))!.state).toBe('running');
     await sealBatch(h.db, id, { duplicates: 0, rejected: 0 });
     expect((await getBatchStatus(h.db, id))!.state).toBe('completed');
+  });
+});
+
+describe('group commit', () => {
+  const rows = async (sql: string, params: unknown[]) => {
+    const c = new pg.Client({ connectionString: tdb.url });
+    await c.connect();
+    try {
+      return (await c.query(sql, params)).rows;
+    } finally {
+      await c.end();
+    }
+  };
+
+  it('records many results in one transaction: each once, counters per batch, one completion', async () => {
+    const a = randomUUID();
+    const b = randomUUID();
+    for (const id of [a, b]) {
+      await createBatch(h.db, { id });
+      await addItems(h.db, id, [
+        { seq: 1, username: 'u1' },
+        { seq: 2, username: 'u2' },
+        { seq: 3, username: 'u3' },
+      ]);
+      await sealBatch(h.db, id, { duplicates: 0, rejected: 0 });
+    }
+    // Already final before the group: must not move again.
+    await recordResult(h.db, a, 'u3', { status: 'private', attempts: 1 });
+    const at = new Date('2026-01-02T03:04:05Z');
+    const log = (batchId: string, username: string) => (applied: boolean) => ({
+      batchId,
+      event: 'check',
+      username,
+      outcome: applied ? 'applied' : 'duplicate',
+    });
+    const out = await recordResults(h.db, [
+      {
+        batchId: a,
+        username: 'u1',
+        result: {
+          status: 'active',
+          storyCount: 3,
+          userId: '9007199254740993',
+          expiresAt: at,
+          attempts: 1,
+        },
+        logEntry: log(a, 'u1'),
+      },
+      {
+        batchId: a,
+        username: 'u2',
+        result: { status: 'none', attempts: 2 },
+        logEntry: log(a, 'u2'),
+      },
+      // The same item twice in one group (a redelivered job): the first applies.
+      {
+        batchId: a,
+        username: 'u2',
+        result: { status: 'failed', error: 'x', attempts: 3 },
+        logEntry: log(a, 'u2'),
+      },
+      {
+        batchId: a,
+        username: 'u3',
+        result: { status: 'none', attempts: 1 },
+        logEntry: log(a, 'u3'),
+      },
+      { batchId: b, username: 'u1', result: { status: 'not_found', attempts: 1 } },
+      { batchId: a, username: 'nobody', result: { status: 'none', attempts: 1 } },
+    ]);
+    expect(out).toEqual([
+      { applied: true, completedBatch: true },
+      { applied: true, completedBatch: false },
+      { applied: false, completedBatch: false },
+      { applied: false, completedBatch: false },
+      { applied: true, completedBatch: false },
+      { applied: false, completedBatch: false },
+    ]);
+    const sa = (await getBatchStatus(h.db, a))!;
+    expect(sa).toMatchObject({ state: 'completed', done: 3 });
+    expect(sa.counts).toEqual({ active: 1, none: 1, private: 1, not_found: 0, failed: 0 });
+    const sb = (await getBatchStatus(h.db, b))!;
+    expect(sb).toMatchObject({ state: 'running', done: 1 });
+    expect(sb.counts).toMatchObject({ not_found: 1 });
+    const items = await rows(
+      'SELECT username, status, story_count, user_id, expires_at, attempts FROM items WHERE batch_id = $1 ORDER BY seq',
+      [a],
+    );
+    expect(items).toEqual([
+      {
+        username: 'u1',
+        status: 'active',
+        story_count: 3,
+        user_id: '9007199254740993',
+        expires_at: at,
+        attempts: 1,
+      },
+      {
+        username: 'u2',
+        status: 'none',
+        story_count: null,
+        user_id: null,
+        expires_at: null,
+        attempts: 2,
+      },
+      {
+        username: 'u3',
+        status: 'private',
+        story_count: null,
+        user_id: null,
+        expires_at: null,
+        attempts: 1,
+      },
+    ]);
+    const events = await rows(
+      "SELECT event, username, outcome FROM batch_log WHERE batch_id = $1 AND event IN ('check', 'finished') ORDER BY id",
+      [a],
+    );
+    expect(events).toEqual([
+      { event: 'check', username: 'u1', outcome: 'applied' },
+      { event: 'check', username: 'u2', outcome: 'applied' },
+      { event: 'check', username: 'u2', outcome: 'duplicate' },
+      { event: 'check', username: 'u3', outcome: 'duplicate' },
+      { event: 'finished', username: null, outcome: null },
+    ]);
+  });
+
+  it('ResultRecorder: concurrent records share transactions, and one bad entry fails alone', async () => {
+    const id = randomUUID();
+    const n = 300;
+    await createBatch(h.db, { id });
+    await addItems(
+      h.db,
+      id,
+      Array.from({ length: n }, (_, i) => ({ seq: i, username: `r${i}` })),
+    );
+    await sealBatch(h.db, id, { duplicates: 0, rejected: 0 });
+    const groups: number[] = [];
+    const recorder = new ResultRecorder(h.db, {
+      maxGroup: 100,
+      onGroupError: (_e, size) => groups.push(size),
+    });
+    const record = (i: number) =>
+      recorder.record({
+        batchId: id,
+        username: `r${i}`,
+        result: { status: i % 2 ? 'none' : 'active', attempts: 1 },
+        logEntry: () => ({ batchId: id, event: 'check', username: `r${i}` }),
+      });
+    // Queued in the middle of the second group: a log row of a batch that does not exist breaks
+    // its group's transaction (foreign key); its 99 neighbours must still be recorded.
+    const all = [
+      ...Array.from({ length: 150 }, (_, i) => record(i)),
+      recorder.record({
+        batchId: id,
+        username: 'r0',
+        result: { status: 'none', attempts: 1 },
+        logEntry: () => ({ batchId: 'no-such-batch', event: 'check', username: 'r0' }),
+      }),
+      ...Array.from({ length: n - 150 }, (_, i) => record(150 + i)),
+    ];
+    const settled = await Promise.allSettled(all);
+    await recorder.drain();
+    expect(recorder.pending).toBe(0);
+    const rejected = settled.filter((s) => s.status === 'rejected');
+    expect(rejected).toHaveLength(1);
+    expect(settled[150]!.status).toBe('rejected');
+    expect(groups).toEqual([100]); // the group holding the bad entry was retried one by one
+    const outcomes = [...settled.slice(0, 150), ...settled.slice(151)].map(
+      (s) => (s as PromiseFulfilledResult<{ applied: boolean; completedBatch: boolean }>).value,
+    );
+    expect(outcomes.every((o) => o.applied)).toBe(true);
+    expect(outcomes.filter((o) => o.completedBatch)).toHaveLength(1);
+    const st = (await getBatchStatus(h.db, id))!;
+    expect(st).toMatchObject({ state: 'completed', done: n });
+    expect(st.counts).toMatchObject({ active: n / 2, none: n / 2 });
+    // Rows of one transaction share now(): far fewer transactions than results.
+    const [tx] = await rows(
+      "SELECT count(DISTINCT at)::int AS n FROM batch_log WHERE batch_id = $1 AND event = 'check'",
+      [id],
+    );
+    expect(tx.n).toBeLessThan(n / 2);
   });
 });
 
