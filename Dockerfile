@@ -52,7 +52,9 @@ RUN ln -s /app/apps/producer/dist/main.js /usr/local/bin/storycheck \
  && ln -s /app/apps/upstream-sim/dist/main.js /usr/local/bin/storycheck-sim
 USER node
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "apps/worker/dist/main.js"]
+# Heap flags: a worker's live heap is ~30-40 MB, but an uncapped V8 grows lazily to ~200 MB RSS
+# under load; with these it peaks near 120 MB at concurrency 50 (docs/benchmarks.md).
+CMD ["node", "--max-old-space-size=128", "--max-semi-space-size=8", "apps/worker/dist/main.js"]
 # For the default command (a worker): its Redis (REDIS_URL, password included) answers PING.
 # Workers have no HTTP port yet; this moves to GET /healthz once WORKER_HTTP_PORT is served.
 # The same check is the compose worker's healthcheck; other services override it.

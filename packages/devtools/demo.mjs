@@ -102,8 +102,10 @@ try {
   );
   children.push(sim);
   await waitForLine(sim, /listening on (\S+)/, 'the simulator');
-  children.push(startChild('worker-1', node, [bin('worker')], env));
-  children.push(startChild('worker-2', node, [bin('worker')], env));
+  // Heap flags as in the Dockerfile's CMD and docker-compose.yml.
+  const heap = ['--max-old-space-size=128', '--max-semi-space-size=8'];
+  children.push(startChild('worker-1', node, [...heap, bin('worker')], env));
+  children.push(startChild('worker-2', node, [...heap, bin('worker')], env));
   const board = startChild('board', node, [bin('board')], env, { quiet: true });
   children.push(board);
   const [, boardUrl] = await waitForLine(board, /listening on (\S+)/, 'the board');

@@ -13,8 +13,13 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const WORKER = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../producer/dist/main.js', import.meta.url));
 export const quick = process.argv.includes('--quick');
+/** The worker's heap flags, as the Dockerfile and docker-compose.yml run it. */
+export const WORKER_HEAP_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
 /** Extra node flags for worker processes, e.g. BENCH_WORKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
-const workerNodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const workerNodeArgs = [
+  ...WORKER_HEAP_FLAGS,
+  ...(process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const fmt = (n, d = 0) =>
   n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });

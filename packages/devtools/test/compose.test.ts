@@ -308,11 +308,15 @@ function deployedApps(): string[] {
 }
 
 /**
- * Starts what a container would run. The argv must be `node apps/<app>/dist/main.js …` for an
- * app the image contains, relative to WORKDIR (= the repository root here).
+ * Starts what a container would run. The argv must be `node [--v8-flags…] apps/<app>/dist/main.js …`
+ * for an app the image contains, relative to WORKDIR (= the repository root here); node's own
+ * flags (the worker's heap flags) are passed on as given.
  */
 function start(name: string, argv: string[], env: Record<string, string>): Proc {
-  const [cmd, script, ...rest] = argv;
+  const [cmd, ...args] = argv;
+  const nodeFlags: string[] = [];
+  while (args[0]?.startsWith('--')) nodeFlags.push(args.shift()!);
+  const [script, ...rest] = args;
   expect({ name, cmd }).toEqual({ name, cmd: 'node' });
   const app = /^apps\/([^/]+)\/dist\/main\.js$/.exec(script ?? '')?.[1];
   expect({ name, script, deployed: app !== undefined && deployedApps().includes(app) }).toEqual({
@@ -321,7 +325,7 @@ function start(name: string, argv: string[], env: Record<string, string>): Proc 
     deployed: true,
   });
   expect(existsSync(join(ROOT, script!))).toBe(true);
-  const child = spawn(process.execPath, [script!, ...rest], {
+  const child = spawn(process.execPath, [...nodeFlags, script!, ...rest], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
