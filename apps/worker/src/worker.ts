@@ -76,6 +76,14 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         size,
       }),
   });
+  // Caches, single flight and the pool: many concurrent jobs' small commands, sent together
+  // (auto-pipelining) on a connection of their own, apart from BullMQ's.
+  const state = createRedis(config.redisUrl, {
+    role: 'worker',
+    name: `${name}:state`,
+    autoPipelining: true,
+    onError: (e) => logger.warn('redis connection error', { error: e.message }),
+  });
   const queue = openCheckQueue(connection, config.prefix);
   queue.on('error', () => undefined);
   const metrics = new WorkerMetrics({ queue });
@@ -98,7 +106,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   const fleet = await Fleet.start({
     config,
     db: db.db,
-    redis: connection,
+    redis: state,
     logger,
     onLeaseWait: (ms) => metrics.limiterWait(ms),
     onUsableChange: (usable) => {
@@ -124,8 +132,12 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       resumeTimer.unref();
     },
   });
+  // Jobs in flight that may still ask for stories: when none is left, what waits in the
+  // coalescer goes at once (nobody could join it) instead of after STORIES_MAX_WAIT.
+  let mayAskStories = 0;
   // The ids of jobs in flight share reels_media requests (DESIGN.md "Requests per check").
   const coalescer = new StoriesCoalescer<Credentials>({
+    nothingMoreExpected: () => mayAskStories === 0,
     withContext: (fn) => fleet.withLease(abort.signal, fn),
     fetch: (ids, c) =>
       checker.fetchStories(ids, {
@@ -138,12 +150,12 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     onShrink: (n) =>
       logger.warn('upstream refused the reel count; chunk size halved', { chunkSize: n }),
   });
-  const caches = new Caches(connection, config.prefix, {
+  const caches = new Caches(state, config.prefix, {
     userIdMs: config.userIdCacheTtlMs,
     notFoundMs: config.notFoundCacheTtlMs,
     resultMs: config.storyCacheTtlMs,
   });
-  const flight = new SingleFlight(connection, config.prefix, {
+  const flight = new SingleFlight(state, config.prefix, {
     waitMs: config.singleFlightWaitMs,
     encode: encodeResult,
     decode: decodeResult,
@@ -170,8 +182,20 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     const maxAttempts = job.opts.attempts ?? 1;
     const t0 = new Date();
     let result: CheckOutcome;
+    let mayAsk = true;
+    mayAskStories += 1;
+    const asked = () => {
+      if (!mayAsk) return;
+      mayAsk = false;
+      mayAskStories -= 1;
+    };
     try {
-      result = await checkUsername(parts, username, abort.signal);
+      result = await checkUsername(parts, username, abort.signal, asked).finally(() => {
+        // Ended without asking (cached, not found, failed): others may be waiting for it.
+        if (!mayAsk) return;
+        asked();
+        coalescer.poke();
+      });
     } catch (err) {
       const action = actionFor(err);
       const finishedAt = new Date();
@@ -390,6 +414,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       clearInterval(resumeTimer);
       checker.close();
       connection.disconnect();
+      state.disconnect();
       await db.close();
     })();
     return closing;

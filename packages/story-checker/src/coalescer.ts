@@ -23,6 +23,12 @@ export interface CoalescerOptions<C = undefined> {
   onShrink?: (chunkSize: number) => void;
   /** Called after each request with the number of ids it carried. */
   onRequest?: (ids: number) => void;
+  /**
+   * True when no other id is expected soon (e.g. every job in flight already waits here):
+   * what waits is sent at once instead of after `maxWaitMs`, since nobody could join it.
+   * Default: never (always wait).
+   */
+  nothingMoreExpected?: () => boolean;
 }
 
 interface Waiter {
@@ -43,6 +49,7 @@ export class StoriesCoalescer<C = undefined> {
   private readonly maxWaitMs: number;
   private readonly onShrink: CoalescerOptions<C>['onShrink'];
   private readonly onRequest: CoalescerOptions<C>['onRequest'];
+  private readonly nothingMoreExpected: () => boolean;
   private chunk: number;
   private pending = new Map<string, Waiter[]>();
   /** Requests waiting for their context (lease): ids that wait meanwhile ride along in them. */
@@ -56,6 +63,7 @@ export class StoriesCoalescer<C = undefined> {
     this.maxWaitMs = opts.maxWaitMs ?? 100;
     this.onShrink = opts.onShrink;
     this.onRequest = opts.onRequest;
+    this.nothingMoreExpected = opts.nothingMoreExpected ?? (() => false);
   }
 
   /** Current ids per request (shrinks after "too many reels"). */
@@ -69,9 +77,18 @@ export class StoriesCoalescer<C = undefined> {
       const list = this.pending.get(userId);
       if (list) list.push({ resolve, reject });
       else this.pending.set(userId, [{ resolve, reject }]);
-      if (this.pending.size >= this.chunk) this.flush();
+      if (this.pending.size >= this.chunk || this.nothingMoreExpected()) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.maxWaitMs);
     });
+  }
+
+  /**
+   * Re-checks `nothingMoreExpected` (call it when that may have become true, e.g. a job ended
+   * without asking for stories) and sends what waits if so.
+   */
+  poke(): void {
+    if (this.pending.size > 0 && this.timer !== undefined && this.nothingMoreExpected())
+      this.flush();
   }
 
   /** Sends what waits now (also used on shutdown so no caller is left hanging). */
