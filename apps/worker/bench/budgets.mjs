@@ -8,7 +8,7 @@
 // Prints; never asserts.   node bench/budgets.mjs [--quick]   600 names (--quick: 60)
 import { spawn } from 'node:child_process';
 import { startProxies, startSim } from '@storycheck/upstream-sim';
-import { CLI, benchLine, fmt, quick, scenario } from './lib.mjs';
+import { CLI, benchLine, benchSeries, fmt, quick, scenario } from './lib.mjs';
 
 const N = quick ? 60 : 600;
 const CAP_S = quick ? 5 : 60; // stop measuring after this long (sessions parked after 429s are slow)
@@ -93,6 +93,15 @@ async function run(adaptive) {
       '>= 0.95',
     );
     benchLine(`unknown budgets ${mode} upstream requests/s`, log.length / window, 'requests/s');
+    benchSeries('budgets', log, {
+      title: `unknown budgets: ${SESSIONS} sessions, real ${REAL}/s each < configured ${CONFIGURED}/s, 1 worker`,
+      group: adaptive ? 'ADAPTIVE_RATES=true' : 'fixed rates',
+      spanSecs: window,
+      ceilings: [
+        { value: SESSIONS * REAL, label: `real budgets ${SESSIONS} × ${REAL}/s` },
+        { value: SESSIONS * CONFIGURED, label: `configured ${SESSIONS} × ${CONFIGURED}/s` },
+      ],
+    });
   } finally {
     await s?.close();
     await sim.close();

@@ -132,3 +132,41 @@ export async function scenario(tag, extraEnv) {
   }
   return s;
 }
+
+/**
+ * `BENCH_SERIES {json}` lines for the runner's throughput chart (docs/benchmarks-throughput.svg):
+ * the simulator's request `log` counted in `binSecs`-second bins from its first request, as
+ * requests per second, one line for the answered requests and one for the throttled ones (429,
+ * or 401 other than the `current_user` probe; never-answered requests count in neither). The
+ * bins cover `spanSecs` (default: first to last request; pass the run's length to show idle time
+ * too); a trailing partial bin is left out, except that there is always at least one bin.
+ * `chart` groups lines into one panel; `ceilings` are `[{ value (requests/s), label }]`, the
+ * first being what the budgets allow.
+ */
+export function benchSeries(
+  chart,
+  log,
+  { title, group = chart, ceilings = [], binSecs = 1, spanSecs = 0 },
+) {
+  if (log.length === 0) return;
+  const binMs = binSecs * 1000;
+  const first = log.reduce((a, e) => Math.min(a, e.timeMs), Infinity);
+  const last = log.reduce((a, e) => Math.max(a, e.timeMs), -Infinity);
+  const bins = Math.max(1, Math.floor(Math.max(last - first, spanSecs * 1000) / binMs));
+  const answered = new Array(bins).fill(0);
+  const throttled = new Array(bins).fill(0);
+  for (const e of log) {
+    const i = Math.floor((e.timeMs - first) / binMs);
+    if (i >= bins || e.status === 0) continue; // 0: never answered
+    if (e.status === 429 || (e.status === 401 && e.kind !== 'current_user')) throttled[i]++;
+    else answered[i]++;
+  }
+  const rate = (xs) => xs.map((n) => Number((n / binSecs).toFixed(2)));
+  for (const [kind, xs] of [
+    ['answered', answered],
+    ['throttled', throttled],
+  ])
+    console.log(
+      `BENCH_SERIES ${JSON.stringify({ chart, title, group, label: `${group}: ${kind}`, kind, unit: 'requests/s', binSecs, ceilings, values: rate(xs) })}`,
+    );
+}

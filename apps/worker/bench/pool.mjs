@@ -5,7 +5,7 @@
 // Prints; never asserts.   node bench/pool.mjs [--quick]
 import { spawn } from 'node:child_process';
 import { migrate } from '@storycheck/db';
-import { CLI, PG, REDIS_URL, WORKER, dropDb, wipeRedis } from './lib.mjs';
+import { CLI, PG, REDIS_URL, WORKER, benchSeries, dropDb, wipeRedis } from './lib.mjs';
 import { startProxies, startSim } from '@storycheck/upstream-sim';
 
 const quick = process.argv.includes('--quick');
@@ -96,6 +96,10 @@ try {
     ['pool throttled answers', throttled, 'count', '== 0'],
   ])
     console.log(`BENCH ${JSON.stringify({ name, value, unit, ...(goal ? { goal } : {}) })}`);
+  benchSeries('pool', log, {
+    title: `pool: ${SESSIONS} sessions on 2 proxies, 2 workers, ${N} names`,
+    ceilings: [{ value: SESSIONS * RATE, label: `budgets allow ${SESSIONS} × ${RATE}/s` }],
+  });
 } finally {
   for (const w of workers) w.kill('SIGTERM');
   await Promise.all(workers.map((w) => new Promise((r) => w.on('exit', r))));
