@@ -105,6 +105,22 @@ export async function scenario(tag, extraEnv) {
         allWorkers.add(w);
       }
     },
+    /**
+     * Seconds the newest batch took from its first job's start to its last result (Postgres'
+     * started_at → finished_at): the workers' time, without the CLI's start or its poll period.
+     */
+    async lastBatchSecs() {
+      const c = new pg.Client({ connectionString: env.DATABASE_URL });
+      await c.connect();
+      try {
+        const r = await c.query(
+          'SELECT extract(epoch FROM finished_at - started_at)::float8 AS s FROM batches ORDER BY created_at DESC LIMIT 1',
+        );
+        return Number(r.rows[0]?.s);
+      } finally {
+        await c.end();
+      }
+    },
     /** Enqueues `names` and waits for every result; returns wall seconds (CLI start included). */
     async checks(names) {
       const t0 = performance.now();
