@@ -108,6 +108,34 @@ describe('acquire', () => {
     expect(w.ok === false && w.reason === 'budget' && w.waitMs > 50_000).toBe(true);
   });
 
+  it('a proxy with budget left leaves its other sessions alone; once it binds they all wait for it', async () => {
+    const pool = makePool({ defaults: { ...WIDE, proxyRate: rate(1, 60_000), proxyBurst: 2 } });
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    for (const id of ['a', 'b', 'c']) await pool.upsertSession({ id, label: id, proxyId: 'p' });
+    const score = (id: string) => redis.zscore(pool.keys.ready, id);
+    const before = { b: await score('b'), c: await score('c') };
+
+    // One of the proxy's two: it may still send, so b's and c's scores are not written.
+    expect(lease(await pool.acquire()).sessionId).toBe('a');
+    expect({ b: await score('b'), c: await score('c') }).toEqual(before);
+    let snap = await pool.snapshot();
+    expect(snap.sessions.map((s) => [s.id, s.leasable, s.nextSendInMs])).toEqual([
+      ['a', true, 0],
+      ['b', true, 0],
+      ['c', true, 0],
+    ]);
+    expect(snap.proxies[0]).toMatchObject({ nextSendInMs: 0, usageCount: 1 });
+
+    // The second uses it up: every session on it (the pick and its siblings) and the proxy
+    // itself now wait the proxy's interval (60 s).
+    expect(lease(await pool.acquire()).sessionId).toBe('b');
+    snap = await pool.snapshot();
+    for (const s of snap.sessions) expect(s.nextSendInMs).toBeGreaterThan(50_000);
+    expect(snap.proxies[0]!.nextSendInMs).toBeGreaterThan(50_000);
+    const w = await pool.acquire();
+    expect(w.ok === false && w.reason === 'budget' && w.waitMs > 50_000).toBe(true);
+  });
+
   it('a rejected call changes no state (DUMP of every pool key before and after)', async () => {
     const pool = makePool({
       defaults: {
