@@ -21,7 +21,10 @@ export interface PoolKeys {
   global: string;
   /** STRING, the lease counter. */
   seq: string;
-  /** HASH session id → last lease µs (one HMGET reads a whole pick window). */
+  /**
+   * HASH session id → last lease µs (one HMGET reads a whole pick window), plus the pad field
+   * `#` that keeps it a hash table (O(1) lookups at any pool size; upsert-session.lua).
+   */
   lru: string;
   /** HASH of one session. */
   session(id: string): string;

@@ -16,7 +16,7 @@ export const SCRIPTS = {
   reportProxyBroken: { file: 'report-proxy-broken.lua', keys: 2, rescore: true },
   setSessionState: { file: 'set-session-state.lua', keys: 1, rescore: true },
   setProxyState: { file: 'set-proxy-state.lua', keys: 2, rescore: true },
-  upsertSession: { file: 'upsert-session.lua', keys: 2, rescore: true },
+  upsertSession: { file: 'upsert-session.lua', keys: 3, rescore: true },
   upsertProxy: { file: 'upsert-proxy.lua', keys: 2, rescore: true },
   remove: { file: 'remove.lua', keys: 5, rescore: true },
   rebind: { file: 'rebind.lua', keys: 1, rescore: true },

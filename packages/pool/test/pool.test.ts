@@ -136,6 +136,20 @@ describe('acquire', () => {
     expect(w.ok === false && w.reason === 'budget' && w.waitMs > 50_000).toBe(true);
   });
 
+  it('keeps the lru hash a hash table (O(1) pick-window lookups) from the first session on', async () => {
+    const pool = makePool();
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: null });
+    // Without the pad field a hash of up to 512 short fields is a listpack (linear lookups).
+    expect(await redis.object('ENCODING', pool.keys.lru)).toBe('hashtable');
+    for (const id of ['b', 'c']) await pool.upsertSession({ id, label: id, proxyId: null });
+    const rs = await acquireMany(pool, 4);
+    expect(sessionsOf(rs)).toEqual(['a', 'b', 'c', 'a']);
+    expect(await redis.object('ENCODING', pool.keys.lru)).toBe('hashtable');
+    expect(await pool.removeSession('a')).toBe(true);
+    expect(await redis.hkeys(pool.keys.lru)).toEqual(expect.arrayContaining(['#', 'b', 'c']));
+    expect(await redis.hexists(pool.keys.lru, 'a')).toBe(0);
+  });
+
   it('a rejected call changes no state (DUMP of every pool key before and after)', async () => {
     const pool = makePool({
       defaults: {
@@ -543,9 +557,11 @@ describe('snapshot and what Redis holds', () => {
       if ((await redis.type(key)) !== 'hash') continue;
       const h = await redis.hgetall(key);
       if (key === pool.keys.lru) {
-        // session id → last lease µs
-        expect(Object.keys(h).sort()).toEqual(['1', '2']);
-        for (const v of Object.values(h)) expect(v).toMatch(/^\d{16}$/);
+        // session id → last lease µs, and the pad field (a fixed text)
+        const { '#': pad, ...lus } = h;
+        expect(pad).toMatch(/^pad: /);
+        expect(Object.keys(lus).sort()).toEqual(['1', '2']);
+        for (const v of Object.values(lus)) expect(v).toMatch(/^\d{16}$/);
         continue;
       }
       for (const f of Object.keys(h)) expect(allowed.has(f) ? f : `${key}.${f}`).toBe(f);

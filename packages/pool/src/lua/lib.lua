@@ -16,7 +16,8 @@
     B.."p:"..id..":s"    SET   ids of the sessions bound to proxy id
     B.."global"          STRING TAT of the optional global budget, µs
     B.."seq"             STRING lease counter
-    B.."lru"             HASH  session id → last lease µs (the pick window's LRU in one HMGET)
+    B.."lru"             HASH  session id → last lease µs (the pick window's LRU in one HMGET),
+                               and the pad field "#" that keeps it a hash table (upsert-session)
 
   Session hash: label, proxy ("" = none), st (active|invalid|challenge|suspended|disabled),
     iv0 (configured emission interval µs), iv (effective interval µs, > iv0 when adaptive mode
