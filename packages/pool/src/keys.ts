@@ -8,17 +8,23 @@ export interface PoolKeys {
   base: string;
   /** SET of every session id. */
   sessions: string;
-  /** ZSET of leasable sessions, score = Redis µs when it may next send (its proxy included). */
+  /**
+   * ZSET of leasable sessions, score = Redis µs when it may next send (its proxy included);
+   * exact when in the future, a past score only means "may send now" (lib.lua, "Scores").
+   */
   ready: string;
   /** SET of every proxy id. */
   proxies: string;
-  /** ZSET of proxies that are not disabled, score = Redis µs when the proxy may next send. */
+  /** ZSET of proxies that are not disabled, score = Redis µs when the proxy may next send (same rule). */
   proxyReady: string;
   /** STRING, the global budget's TAT in µs (absent = full burst). */
   global: string;
   /** STRING, the lease counter. */
   seq: string;
-  /** HASH session id → last lease µs (one HMGET reads a whole pick window). */
+  /**
+   * HASH session id → last lease µs (one HMGET reads a whole pick window), plus the pad field
+   * `#` that keeps it a hash table (O(1) lookups at any pool size; upsert-session.lua).
+   */
   lru: string;
   /** HASH of one session. */
   session(id: string): string;

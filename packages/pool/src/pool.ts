@@ -361,7 +361,7 @@ export function createPool(options: PoolOptions): Pool {
     async upsertSession(s, opts = {}) {
       const created = await run(
         'upsertSession',
-        [keys.ready, keys.sessions],
+        [keys.ready, keys.sessions, keys.lru],
         [
           B,
           checkId('session', s.id),

@@ -3,22 +3,24 @@ import type { Redis } from 'ioredis';
 
 /**
  * The pool's Lua scripts (src/lua/*.lua, copied to dist/lua by the build). Each file starts
- * with a header naming its KEYS and ARGV; lib.lua's helpers are prepended to every script.
- * They are registered with ioredis `defineCommand`, which sends EVALSHA and falls back to EVAL
- * on NOSCRIPT, so they survive `SCRIPT FLUSH` and a Redis restart without any reload step.
+ * with a header naming its KEYS and ARGV. lib.lua's helpers are prepended to every script, and
+ * rescore.lua's (the ready-set upkeep) to every script that moves a next-send time other than
+ * acquire: a helper costs a closure on every call, so the hot acquire script carries only what
+ * it uses. They are registered with ioredis `defineCommand`, which sends EVALSHA and falls back
+ * to EVAL on NOSCRIPT, so they survive `SCRIPT FLUSH` and a Redis restart without any reload step.
  */
 export const SCRIPTS = {
-  acquire: { file: 'acquire.lua', keys: 4 },
-  reportSuccess: { file: 'report-success.lua', keys: 2 },
-  reportThrottled: { file: 'report-throttled.lua', keys: 2 },
-  reportProxyBroken: { file: 'report-proxy-broken.lua', keys: 2 },
-  setSessionState: { file: 'set-session-state.lua', keys: 1 },
-  setProxyState: { file: 'set-proxy-state.lua', keys: 2 },
-  upsertSession: { file: 'upsert-session.lua', keys: 2 },
-  upsertProxy: { file: 'upsert-proxy.lua', keys: 2 },
-  remove: { file: 'remove.lua', keys: 5 },
-  rebind: { file: 'rebind.lua', keys: 1 },
-  snapshot: { file: 'snapshot.lua', keys: 4 },
+  acquire: { file: 'acquire.lua', keys: 4, rescore: false },
+  reportSuccess: { file: 'report-success.lua', keys: 2, rescore: true },
+  reportThrottled: { file: 'report-throttled.lua', keys: 2, rescore: true },
+  reportProxyBroken: { file: 'report-proxy-broken.lua', keys: 2, rescore: true },
+  setSessionState: { file: 'set-session-state.lua', keys: 1, rescore: true },
+  setProxyState: { file: 'set-proxy-state.lua', keys: 2, rescore: true },
+  upsertSession: { file: 'upsert-session.lua', keys: 3, rescore: true },
+  upsertProxy: { file: 'upsert-proxy.lua', keys: 2, rescore: true },
+  remove: { file: 'remove.lua', keys: 5, rescore: true },
+  rebind: { file: 'rebind.lua', keys: 1, rescore: true },
+  snapshot: { file: 'snapshot.lua', keys: 4, rescore: false },
 } as const;
 
 /** Name of one pool script. */
@@ -33,15 +35,16 @@ export type ScriptRunner = (
 
 let sources: Map<ScriptName, string> | undefined;
 
-/** Reads every script once per process (lib.lua + the script's own file). */
+/** Reads every script once per process (lib.lua [+ rescore.lua] + the script's own file). */
 function loadSources(): Map<ScriptName, string> {
   if (sources) return sources;
   const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
   const lib = read('lib.lua');
+  const rescore = read('rescore.lua');
   sources = new Map(
     (Object.keys(SCRIPTS) as ScriptName[]).map((name) => [
       name,
-      `${lib}\n${read(SCRIPTS[name].file)}`,
+      [lib, ...(SCRIPTS[name].rescore ? [rescore] : []), read(SCRIPTS[name].file)].join('\n'),
     ]),
   );
   return sources;

@@ -18,16 +18,16 @@
     {0, 0, "none"}          no leasable session at all (all invalid/disabled/without a proxy)
   A rejected call writes nothing.
 
-  Cost: O(log n) on the ready set plus a constant number of calls (about 15 on admission,
-  whatever the window: the window's last-used times come from one HMGET on B.."lru"); the
-  proxy's other sessions are rescored with one ZADD XX GT, because an admission only ever moves
-  the proxy's next-send time later.
+  Cost, whatever the pool size: O(log n) on the ready set and 10 Redis calls on an admission
+  (TIME, ZRANGEBYSCORE, HMGET of the window's last-used times, HMGET session, HMGET proxy,
+  HSET session, HSET lru, HSET proxy, ZADD ready, INCR), plus GET/SET with a global budget, plus
+  ZADD proxy-ready, SMEMBERS and one ZADD for the proxy's sessions when the admission uses up
+  the proxy's budget (see "Scores" in lib.lua). Most of a call's cost is per Redis call and per
+  reply element (the conversion to Lua), so the script reads only what it needs, converts each
+  number once (`x + 0`: Lua 5.1's tonumber parses twice) and passes strings where it has them.
 ]]
 local B = ARGV[1]
-local window = tonumber(ARGV[2])
-local giv = tonumber(ARGV[3])
-local gb = tonumber(ARGV[4])
-local probe = tonumber(ARGV[5])
+local giv = ARGV[3] + 0
 local now = now_us()
 
 -- The earliest time anything may be admitted, for a rejection.
@@ -36,55 +36,81 @@ local function wait_reply(gallow)
   if #head == 0 then
     return {0, 0, 'none'}
   end
-  return {0, math.max(1, math.max(tonumber(head[2]), gallow) - now), 'budget'}
+  return {0, math.max(1, math.max(head[2] + 0, gallow) - now), 'budget'}
 end
 
 local gtat = 0
 if giv > 0 then
-  gtat = num(redis.call('GET', KEYS[2]))
-  local gallow = gtat - (gb - 1) * giv
+  gtat = (redis.call('GET', KEYS[2]) or 0) + 0
+  local gallow = gtat - (ARGV[4] - 1) * giv
   if gallow > now then
     return wait_reply(gallow)
   end
 end
 
-local cands = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', fmt(now), 'LIMIT', 0, window)
-if #cands == 0 then
+local snow = fmt(now)
+local cands = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', snow, 'LIMIT', '0', ARGV[2])
+local nc = #cands
+if nc == 0 then
   return wait_reply(0)
 end
 
 -- Least recently used first (ties keep the ready order: the one that has waited longest).
--- Scores are exact, so the first pick may send; it is checked anyway (state, own GCRA,
+-- Scores say who may send (lib.lua), but the pick is checked anyway (state, own GCRA,
 -- cooldown, proxy) and a stale one is skipped rather than repaired on this path.
-local lus = redis.call('HMGET', KEYS[4], unpack(cands))
-for i = 1, #cands do
-  lus[i] = num(lus[i])
+local lus
+if nc > 1 then
+  lus = redis.call('HMGET', KEYS[4], unpack(cands))
+  for i = 1, nc do
+    lus[i] = (lus[i] or 0) + 0
+  end
+else
+  lus = {0}
 end
-local best, h, p
-for _ = 1, #cands do
-  local i = nil
-  for j = 1, #cands do
-    if lus[j] and (i == nil or lus[j] < lus[i]) then
-      i = j
+-- The pick and what its commit needs, each number converted once.
+local best, label, pid, n, stat, sown
+local p -- the proxy: {state, new tat, label, new use count}, nil without one
+local pb = 0 -- the proxy's next-send time after this admission
+for _ = 1, nc do
+  local i, li = nil, nil
+  for j = 1, nc do
+    local l = lus[j]
+    if l and (i == nil or l < li) then
+      i, li = j, l
     end
   end
   lus[i] = false
   local sid = cands[i]
-  local sh = redis.call('HMGET', B .. 's:' .. sid, 'st', 'proxy', 'tat', 'iv', 'b', 'cu', 'label', 'n')
-  if sh[1] == 'active' and session_own(sh[3], sh[4], sh[5], sh[6]) <= now then
-    local pid = sh[2] or ''
-    if pid == '' then
-      best, h, p = sid, sh, nil
-      break
-    end
-    local ph = redis.call('HMGET', B .. 'p:' .. pid, 'st', 'tat', 'iv', 'b', 'cu', 'ra', 'label', 'n')
-    if ph[1] and ph[1] ~= 'disabled' then
-      local pb = math.max(num(ph[2]) - (num(ph[4]) - 1) * num(ph[3]), num(ph[5]))
-      if ph[1] == 'broken' then
-        pb = math.max(pb, num(ph[6]))
+  local h = redis.call('HMGET', B .. 's:' .. sid, 'st', 'proxy', 'tat', 'iv', 'b', 'cu', 'label', 'n')
+  if h[1] == 'active' then
+    local tat, iv, cu = (h[3] or 0) + 0, (h[4] or 0) + 0, (h[6] or 0) + 0
+    local tau = ((h[5] or 1) - 1) * iv
+    if math.max(tat - tau, cu) <= now then
+      local spid = h[2] or ''
+      local ok = spid == ''
+      if not ok then
+        local pk = B .. 'p:' .. spid
+        local ph = redis.call('HMGET', pk, 'st', 'tat', 'iv', 'b', 'cu', 'label', 'n')
+        local pst = ph[1]
+        if pst and pst ~= 'disabled' then
+          local ptat, piv, pcu = (ph[2] or 0) + 0, (ph[3] or 0) + 0, (ph[5] or 0) + 0
+          local ptau = ((ph[4] or 1) - 1) * piv
+          local ra = 0
+          if pst == 'broken' then
+            ra = (redis.call('HGET', pk, 'ra') or 0) + 0
+          end
+          if math.max(ptat - ptau, pcu, ra) <= now then
+            ok = true
+            local nptat = math.max(ptat, now) + piv
+            pb = math.max(nptat - ptau, pcu)
+            p = {pst, nptat, ph[6] or '', (ph[7] or 0) + 1}
+          end
+        end
       end
-      if pb <= now then
-        best, h, p = sid, sh, ph
+      if ok then
+        best, label, pid, n = sid, h[7] or '', spid, (h[8] or 0) + 1
+        stat = math.max(tat, now) + iv
+        sown = math.max(stat - tau, cu)
         break
       end
     end
@@ -96,46 +122,47 @@ if best == nil then
 end
 
 -- Commit: session, proxy, global, together.
-local stat = math.max(num(h[3]), now) + num(h[4])
-redis.call('HSET', B .. 's:' .. best, 'tat', fmt(stat), 'lu', fmt(now), 'n', num(h[8]) + 1)
-redis.call('HSET', KEYS[4], best, fmt(now))
-local pid = h[2] or ''
-local pb = 0
+redis.call('HSET', B .. 's:' .. best, 'tat', fmt(stat), 'lu', snow, 'n', n)
+redis.call('HSET', KEYS[4], best, snow)
+local score = math.max(sown, pb)
 if p then
-  local ptat = math.max(num(p[2]), now) + num(p[3])
-  local ra = num(p[6])
+  local pk = B .. 'p:' .. pid
   if p[1] == 'broken' then
-    ra = now + probe
-    redis.call('HSET', B .. 'p:' .. pid, 'tat', fmt(ptat), 'lu', fmt(now), 'n', num(p[8]) + 1,
-      'ra', fmt(ra))
-  else
-    redis.call('HSET', B .. 'p:' .. pid, 'tat', fmt(ptat), 'lu', fmt(now), 'n', num(p[8]) + 1)
-  end
-  pb = math.max(ptat - (num(p[4]) - 1) * num(p[3]), num(p[5]))
-  if p[1] == 'broken' then
+    -- A probe: hold the half-open proxy so that one lease at a time tests it.
+    local ra = now + ARGV[5]
+    redis.call('HSET', pk, 'tat', fmt(p[2]), 'lu', snow, 'n', p[4], 'ra', fmt(ra))
     pb = math.max(pb, ra)
+    score = math.max(score, pb)
+  else
+    redis.call('HSET', pk, 'tat', fmt(p[2]), 'lu', snow, 'n', p[4])
   end
-  redis.call('ZADD', B .. 'proxy-ready', fmt(pb), pid)
-end
-redis.call('ZADD', KEYS[1], fmt(math.max(session_own(stat, h[4], h[5], h[6]), pb)), best)
-if p then
-  -- The proxy's next-send time only moved later: every ready session on it becomes
-  -- max(its score, pb), which is exactly ZADD XX GT.
-  local sibs = redis.call('SMEMBERS', B .. 'p:' .. pid .. ':s')
-  if #sibs > 1 then
-    local args = {}
+  if pb > now then
+    -- The proxy's budget is used up: its next-send time moved into the future, and every
+    -- ready session on it becomes max(its score, pb), which is exactly ZADD XX GT (an
+    -- admission only moves it later). One ZADD for the pick and its siblings.
     local spb = fmt(pb)
+    redis.call('ZADD', B .. 'proxy-ready', spb, pid)
+    local sibs = redis.call('SMEMBERS', pk .. ':s')
+    local args = {'XX', 'GT', fmt(score), best}
     for i = 1, #sibs do
-      args[#args + 1] = spb
-      args[#args + 1] = sibs[i]
+      if sibs[i] ~= best then
+        args[#args + 1] = spb
+        args[#args + 1] = sibs[i]
+      end
     end
-    redis.call('ZADD', KEYS[1], 'XX', 'GT', unpack(args))
+    redis.call('ZADD', KEYS[1], unpack(args))
+    score = nil
   end
+  -- Otherwise the proxy may still send now: its score and its other sessions' stay in the
+  -- past, which says exactly that (lib.lua, "Scores").
+end
+if score then
+  redis.call('ZADD', KEYS[1], fmt(score), best)
 end
 if giv > 0 then
   local ntat = math.max(gtat, now) + giv
   -- The key expires once it no longer holds anything back (an absent TAT is a full burst).
-  redis.call('SET', KEYS[2], fmt(ntat), 'PX', math.floor((ntat - now) / 1000) + 1000)
+  redis.call('SET', KEYS[2], fmt(ntat), 'PX', fmt(math.floor((ntat - now) / 1000) + 1000))
 end
 local seq = redis.call('INCR', KEYS[3])
-return {1, best, h[7] or '', pid, (p and p[7]) or '', seq, now}
+return {1, best, label, pid, (p and p[3]) or '', seq, now}

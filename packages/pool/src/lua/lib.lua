@@ -1,19 +1,23 @@
 --[[
-  Shared helpers, prepended to every pool script when it is loaded (scripts.ts). Not a script
-  by itself.
+  Shared helpers, prepended to every pool script when it is loaded (scripts.ts); rescore.lua
+  (the ready-set upkeep) follows it in every script but acquire and snapshot, which need only
+  these. Not a script by itself.
 
   Key layout (B = ARGV[1] = "<prefix>:{<prefix>:pool}:", one hash tag for the whole pool):
     B.."sessions"        SET   every session id
     B.."ready"           ZSET  leasable sessions, score = µs (Redis time) when it may next send,
                                counting its own GCRA, its cooldown and its proxy's block
+                               (exact when in the future; see "Scores" below)
     B.."proxies"         SET   every proxy id
     B.."proxy-ready"     ZSET  proxies not disabled, score = µs when the proxy may next send
+                               (same rule)
     B.."s:"..id          HASH  one session (fields below)
     B.."p:"..id          HASH  one proxy (fields below)
     B.."p:"..id..":s"    SET   ids of the sessions bound to proxy id
     B.."global"          STRING TAT of the optional global budget, µs
     B.."seq"             STRING lease counter
-    B.."lru"             HASH  session id → last lease µs (the pick window's LRU in one HMGET)
+    B.."lru"             HASH  session id → last lease µs (the pick window's LRU in one HMGET),
+                               and the pad field "#" that keeps it a hash table (upsert-session)
 
   Session hash: label, proxy ("" = none), st (active|invalid|challenge|suspended|disabled),
     iv0 (configured emission interval µs), iv (effective interval µs, > iv0 when adaptive mode
@@ -23,6 +27,16 @@
     error code and µs).
   Proxy hash: label, st (active|broken|disabled), iv, b, tat, cu, ra (broken: no lease before
     this µs), lu, n, bk (consecutive throttles), cb (consecutive breaks), err, ea.
+
+  Scores (ready, proxy-ready): a score in the future is the exact next-send time; a score in
+  the past only says "may send now", and may be earlier than the exact (also past) time.
+  acquire leaves such past scores alone: a proxy that still has budget after an admission does
+  not move its other sessions (their scores stay in the past), and its own proxy-ready score is
+  written only when it moves into the future. Every other change of a next-send time rescores
+  exactly (rescore.lua). So at any time t, `score <= t` <=> may send at t, which is all the pick
+  and the wait reply rely on; a past score's value only orders the ready sessions for the pick
+  window. (Redis TIME is the wall clock: should it step back, acquire still checks its pick
+  against the hashes and skips a stale one.)
 
   GCRA: with interval T and tolerance tau = (b - 1)·T, a request at `now` is admitted when
   max(tat, now) - now <= tau, i.e. when now >= tat - tau; admitting sets tat = max(tat, now) + T.
@@ -40,70 +54,5 @@ end
 
 local function now_us()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
--- When the proxy may next send (µs), or nil when it cannot carry traffic (missing, disabled).
--- The empty id (a session without proxy) never blocks.
-local function proxy_block(B, pid)
-  if pid == nil or pid == '' then
-    return 0
-  end
-  local h = redis.call('HMGET', B .. 'p:' .. pid, 'st', 'tat', 'iv', 'b', 'cu', 'ra')
-  local st = h[1]
-  if not st or st == 'disabled' then
-    return nil
-  end
-  local block = math.max(num(h[2]) - (num(h[4]) - 1) * num(h[3]), num(h[5]))
-  if st == 'broken' then
-    block = math.max(block, num(h[6]))
-  end
-  return block
-end
-
--- When the session itself may next send (µs): its GCRA and its cooldown, not its proxy.
-local function session_own(tat, iv, b, cu)
-  return math.max(num(tat) - (num(b) - 1) * num(iv), num(cu))
-end
-
--- Puts one session in or out of the ready set with its exact score. pb: its proxy's block if
--- the caller already knows it (false = look it up).
-local function rescore_session(B, sid, pb)
-  local h = redis.call('HMGET', B .. 's:' .. sid, 'st', 'proxy', 'tat', 'iv', 'b', 'cu')
-  if h[1] ~= 'active' then
-    redis.call('ZREM', B .. 'ready', sid)
-    return
-  end
-  if pb == false then
-    pb = proxy_block(B, h[2])
-  end
-  if pb == nil then
-    redis.call('ZREM', B .. 'ready', sid)
-    return
-  end
-  redis.call('ZADD', B .. 'ready', fmt(math.max(session_own(h[3], h[4], h[5], h[6]), pb)), sid)
-end
-
--- Rescores a proxy in proxy-ready and every session bound to it.
-local function rescore_proxy(B, pid)
-  local pb = proxy_block(B, pid)
-  if pb == nil then
-    redis.call('ZREM', B .. 'proxy-ready', pid)
-  else
-    redis.call('ZADD', B .. 'proxy-ready', fmt(pb), pid)
-  end
-  local members = redis.call('SMEMBERS', B .. 'p:' .. pid .. ':s')
-  for i = 1, #members do
-    rescore_session(B, members[i], pb)
-  end
-end
-
--- Rescores what a change to session sid affects: the session (with its proxy's block).
-local function rescore_owner(B, sid)
-  rescore_session(B, sid, false)
-end
-
--- Full-jitter delay: r · min(cap, base · 2^k), r in [0, 1).
-local function full_jitter(r, base, cap, k)
-  return math.floor(r * math.min(cap, base * 2 ^ math.min(k, 40)))
+  return t[1] * 1000000 + t[2]
 end

@@ -18,15 +18,19 @@ local step = tonumber(ARGV[5])
 local now = now_us()
 local sk = B .. 's:' .. sid
 local rf = -1
-if redis.call('EXISTS', sk) == 1 then
-  local h = redis.call('HMGET', sk, 'rf', 'ok', 'iv0')
-  rf = num(h[1])
-  redis.call('HSET', sk, 'bk', 0)
+-- One read per hash, and a write only when something changes: the common success (no
+-- backoff running, full rate, circuit closed) is TIME and two HMGETs.
+local h = redis.call('HMGET', sk, 'st', 'bk', 'rf', 'ok', 'iv0')
+if h[1] then
+  rf = num(h[3])
+  if h[2] ~= '0' then
+    redis.call('HSET', sk, 'bk', 0)
+  end
   if raise_after > 0 and rf < 1000 then
-    local ok = num(h[2]) + 1
+    local ok = num(h[4]) + 1
     if ok >= raise_after then
       rf = math.min(1000, rf + step)
-      local iv = math.ceil(num(h[3]) * 1000 / rf)
+      local iv = math.ceil(num(h[5]) * 1000 / rf)
       redis.call('HSET', sk, 'rf', rf, 'iv', fmt(iv), 'ok', 0)
       -- A shorter interval shrinks tolerance too: the session's score can only move later.
       rescore_owner(B, sid)
@@ -37,13 +41,12 @@ if redis.call('EXISTS', sk) == 1 then
 end
 if pid ~= '' then
   local pk = B .. 'p:' .. pid
-  local st = redis.call('HGET', pk, 'st')
-  if st then
+  local ph = redis.call('HMGET', pk, 'st', 'bk', 'cb')
+  if ph[1] == 'broken' then
+    redis.call('HSET', pk, 'st', 'active', 'ra', 0, 'bk', 0, 'cb', 0)
+    rescore_proxy(B, pid)
+  elseif ph[1] and (ph[2] ~= '0' or ph[3] ~= '0') then
     redis.call('HSET', pk, 'bk', 0, 'cb', 0)
-    if st == 'broken' then
-      redis.call('HSET', pk, 'st', 'active', 'ra', 0)
-      rescore_proxy(B, pid)
-    end
   end
 end
 return {now, rf}
