@@ -84,10 +84,19 @@ const envSchema = z.object({
    */
   BUDGET_MARGIN: z.coerce.number().min(0).max(0.5).default(0.1),
   /**
-   * Adaptive budgets (AIMD): repeated 429s halve a session's rate, sustained success raises it
-   * back toward the configured one — for when the real limit is unknown.
+   * Adaptive budgets (AIMD): a 429 lowers a session's rate (halves it; only by 10% near a rate
+   * already throttled once), sustained success raises it back toward the configured one,
+   * cautiously near the rate that got throttled — for when the real limit is unknown.
    */
   ADAPTIVE_RATES: bool.default(false),
+  /**
+   * Throttle backoff: a throttled session cools down for max(Retry-After, random(0,
+   * min(cap, base·2^k))), k = its consecutive throttles (ms). Base: gallery-dl waits 60 s after
+   * a 429; cap: instaloader waits ~30 min.
+   */
+  THROTTLE_BACKOFF_BASE: duration.default(parseDurationMs('60s')),
+  /** Longest throttle cooldown (ms); at least THROTTLE_BACKOFF_BASE. */
+  THROTTLE_BACKOFF_CAP: duration.default(parseDurationMs('30m')),
   /** Optional budget for all traffic together; unset = no global budget. */
   GLOBAL_RATE: rate.optional(),
   /** Burst of the global budget. */
@@ -156,6 +165,10 @@ export interface Config {
   globalBurst: number;
   budgetMargin: number;
   adaptiveRates: boolean;
+  /** THROTTLE_BACKOFF_BASE, ms (≥ 1). */
+  throttleBackoffBaseMs: number;
+  /** THROTTLE_BACKOFF_CAP, ms (≥ the base). */
+  throttleBackoffCapMs: number;
   workerConcurrency: number;
   workerHttpPort: number | undefined;
   workerHttpHost: string;
@@ -198,6 +211,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(variable, issue.message);
   }
   const e = parsed.data;
+  if (e.THROTTLE_BACKOFF_BASE < 1)
+    throw new ConfigError('THROTTLE_BACKOFF_BASE', 'must be at least 1ms');
+  if (e.THROTTLE_BACKOFF_CAP < e.THROTTLE_BACKOFF_BASE)
+    throw new ConfigError(
+      'THROTTLE_BACKOFF_CAP',
+      `must be at least THROTTLE_BACKOFF_BASE (${e.THROTTLE_BACKOFF_BASE} ms)`,
+    );
   return {
     redisUrl: e.REDIS_URL,
     databaseUrl: e.DATABASE_URL,
@@ -212,6 +232,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     globalBurst: e.GLOBAL_BURST,
     budgetMargin: e.BUDGET_MARGIN,
     adaptiveRates: e.ADAPTIVE_RATES,
+    throttleBackoffBaseMs: e.THROTTLE_BACKOFF_BASE,
+    throttleBackoffCapMs: e.THROTTLE_BACKOFF_CAP,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHttpPort: e.WORKER_HTTP_PORT,
     workerHttpHost: e.WORKER_HTTP_HOST,

@@ -11,6 +11,20 @@ describe('loadConfig', () => {
     expect(c.storyCacheTtlMs).toBe(60_000);
     expect(c.board.readonly).toBe(true);
     expect(c.workerHttpPort).toBeUndefined();
+    expect(c.throttleBackoffBaseMs).toBe(60_000);
+    expect(c.throttleBackoffCapMs).toBe(1_800_000);
+  });
+
+  it('THROTTLE_BACKOFF_BASE must be at least 1ms and THROTTLE_BACKOFF_CAP at least the base', () => {
+    expect(
+      loadConfig({ THROTTLE_BACKOFF_BASE: '600ms', THROTTLE_BACKOFF_CAP: '18s' }),
+    ).toMatchObject({ throttleBackoffBaseMs: 600, throttleBackoffCapMs: 18_000 });
+    expect(() => loadConfig({ THROTTLE_BACKOFF_BASE: '2m', THROTTLE_BACKOFF_CAP: '1m' })).toThrow(
+      /^invalid THROTTLE_BACKOFF_CAP: must be at least THROTTLE_BACKOFF_BASE/,
+    );
+    expect(() => loadConfig({ THROTTLE_BACKOFF_BASE: '0s' })).toThrow(
+      /^invalid THROTTLE_BACKOFF_BASE: /,
+    );
   });
 
   it('parses durations, rates, booleans and trims a trailing slash from the base URL', () => {
@@ -37,6 +51,7 @@ describe('loadConfig', () => {
     ['BOARD_READONLY', 'maybe'],
     ['LOG_LEVEL', 'loud'],
     ['STORYCHECK_PREFIX', 'has space'],
+    ['THROTTLE_BACKOFF_BASE', 'a minute'],
   ])('a bad %s stops with one line naming it', (variable, value) => {
     let err: unknown;
     try {

@@ -24,12 +24,16 @@ export function poolDefaults(config: Config): PoolDefaults {
   };
 }
 
-/** The pool of this deployment (STORYCHECK_PREFIX) on `redis`, with the configured budgets. */
+/**
+ * The pool of this deployment (STORYCHECK_PREFIX) on `redis`, with the configured budgets, the
+ * throttle backoff (THROTTLE_BACKOFF_BASE / _CAP) and the adaptive mode (ADAPTIVE_RATES).
+ */
 export function openPool(config: Config, redis: Redis): Pool {
   return createPool({
     redis,
     prefix: config.prefix,
     defaults: poolDefaults(config),
+    backoff: { baseMs: config.throttleBackoffBaseMs, capMs: config.throttleBackoffCapMs },
     adaptive: config.adaptiveRates,
   });
 }

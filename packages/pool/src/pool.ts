@@ -75,11 +75,14 @@ export interface PoolDefaults {
   globalBurst?: number;
 }
 
-/** Throttle backoff: cooldown = max(Retry-After, random(0, min(capMs, baseMs·2^k))). */
+/**
+ * Throttle backoff: cooldown = max(Retry-After, random(0, min(capMs, baseMs·2^k))), k = the
+ * session's consecutive throttles (reset by a success). THROTTLE_BACKOFF_BASE / _CAP.
+ */
 export interface BackoffOptions {
-  /** Default 60 000 (1 min; gallery-dl waits 60 s after a 429). */
+  /** ms, at least 1. Default 60 000 (1 min; gallery-dl waits 60 s after a 429). */
   baseMs: number;
-  /** Default 1 800 000 (30 min; instaloader waits ~30 min after a 429). */
+  /** ms, at least baseMs. Default 1 800 000 (30 min; instaloader waits ~30 min after a 429). */
   capMs: number;
 }
 
@@ -93,16 +96,36 @@ export interface CircuitOptions {
   probeMs: number;
 }
 
-/** AIMD on a session's rate (the real limit is unknown). Factors are of the configured rate. */
+/**
+ * AIMD on a session's rate (the real limit is unknown). Rates are fractions of the configured
+ * one. The first throttle after a success multiplies the rate by `decrease` and remembers the
+ * rate that got throttled; successes raise it by `step` up to `caution` × that rate, then by
+ * `probeStep` of it at a time, slowly, so the rate settles just under the real limit instead of
+ * oscillating around it. Throttles later in the same streak (the upstream's penalty still
+ * running) change no rate. It also learns how long the upstream's penalty lasts (the time from
+ * a streak's first throttled request to the first one that got through) and starts each
+ * streak's cooldown with at least that, as if the upstream had sent it as Retry-After, so a
+ * session is not sent back into a running penalty over and over.
+ */
 export interface AdaptiveOptions {
-  /** A throttle right after another one multiplies the rate by this. Default 0.5. */
+  /** The first throttle of a streak multiplies the rate by this, in (0, 1). Default 0.5. */
   decrease: number;
-  /** The rate never goes below this fraction of the configured one. Default 0.1. */
+  /** The rate never goes below this fraction of the configured one, in (0, 1]. Default 0.1. */
   floor: number;
   /** Successes in a row before one raise. Default 20. */
   raiseAfter: number;
   /** One raise adds this fraction of the configured rate (never above it). Default 0.1. */
   step: number;
+  /**
+   * In (0, 1]. Fast raises stop at caution × the rate last throttled, and a throttle at or above
+   * that mark (a small overshoot) multiplies the rate by `caution` instead of `decrease`.
+   * Default 0.9.
+   */
+  caution: number;
+  /** Above the caution mark one raise adds this fraction of the rate last throttled. Default 0.01. */
+  probeStep: number;
+  /** Successes in a row before one raise above the caution mark. Default 100. */
+  probeAfter: number;
 }
 
 /** Options of {@link createPool}. */
@@ -178,6 +201,10 @@ export interface SessionInfo {
   throttleStreak: number;
   /** Effective rate / configured rate (adaptive mode), 1 = configured. */
   rateFactor: number;
+  /** Adaptive mode: the rate factor at which the session was last throttled; null = never. */
+  throttledRateFactor: number | null;
+  /** Adaptive mode: how long the upstream's penalty lasts as learned, ms; null = not learned. */
+  learnedPenaltyMs: number | null;
   /** Effective emission interval, ms. */
   intervalMs: number;
   burst: number;
@@ -234,7 +261,11 @@ export interface Pool {
   upsertProxy(proxy: ProxyInput, opts?: UpsertOptions): Promise<boolean>;
   /** Picks the least recently used (session, proxy) pair that may send now, within budget. */
   acquire(): Promise<AcquireResult>;
-  /** The request got a real answer: resets backoff, closes a probed circuit, AIMD raise. */
+  /**
+   * The request got a real answer: resets backoff, closes a probed circuit, AIMD raise. In
+   * adaptive mode a success of a request leased before the session's latest throttle streak
+   * began changes nothing on the session (it was sent before the penalty).
+   */
   reportSuccess(lease: Lease): Promise<void>;
   /** The request was throttled; cools the session (and with ipPattern the proxy) down. */
   reportThrottled(
@@ -289,6 +320,22 @@ function checkBurst(burst: number): number {
   return burst;
 }
 
+function checkAdaptive(a: AdaptiveOptions): void {
+  const frac = (v: number, closed: boolean) => v >= 0.001 && (closed ? v <= 1 : v < 1);
+  const count = (v: number) => Number.isInteger(v) && v >= 1;
+  const checks: [keyof AdaptiveOptions, boolean][] = [
+    ['decrease', frac(a.decrease, false)],
+    ['floor', frac(a.floor, true)],
+    ['step', frac(a.step, true)],
+    ['caution', frac(a.caution, true)],
+    ['probeStep', frac(a.probeStep, true)],
+    ['raiseAfter', count(a.raiseAfter)],
+    ['probeAfter', count(a.probeAfter)],
+  ];
+  const bad = checks.find(([, ok]) => !ok)?.[0];
+  if (bad) throw new PoolError('bad_input', `adaptive ${bad} ${String(a[bad])} is out of range`);
+}
+
 function checkId(kind: string, id: string): string {
   if (!ID.test(id))
     throw new PoolError('bad_input', `${kind} id "${id}" must be 1–128 of A-Z a-z 0-9 _ . -`);
@@ -315,6 +362,11 @@ export function createPool(options: PoolOptions): Pool {
   const run: ScriptRunner = defineScripts(redis);
   const B = keys.base;
   const backoff: BackoffOptions = { baseMs: 60_000, capMs: 1_800_000, ...options.backoff };
+  if (!(backoff.baseMs >= 1 && backoff.capMs >= backoff.baseMs && Number.isFinite(backoff.capMs)))
+    throw new PoolError(
+      'bad_input',
+      `backoff base ${backoff.baseMs} ms and cap ${backoff.capMs} ms: need 1 <= base <= cap`,
+    );
   const circuit: CircuitOptions = {
     baseMs: 5_000,
     capMs: 300_000,
@@ -327,9 +379,13 @@ export function createPool(options: PoolOptions): Pool {
         floor: 0.1,
         raiseAfter: 20,
         step: 0.1,
+        caution: 0.9,
+        probeStep: 0.01,
+        probeAfter: 100,
         ...(typeof options.adaptive === 'object' ? options.adaptive : {}),
       }
     : null;
+  if (adaptive) checkAdaptive(adaptive);
   const window = options.window ?? 8;
   if (!Number.isInteger(window) || window < 1 || window > 1000)
     throw new PoolError('bad_input', `window ${window} must be an integer from 1 to 1000`);
@@ -434,6 +490,10 @@ export function createPool(options: PoolOptions): Pool {
           lease.proxyId ?? '',
           adaptive ? adaptive.raiseAfter : 0,
           adaptive ? Math.round(adaptive.step * 1000) : 0,
+          adaptive ? Math.round(adaptive.caution * 1000) : 0,
+          adaptive ? Math.round(adaptive.probeStep * 1000) : 0,
+          adaptive ? adaptive.probeAfter : 0,
+          lease.atUs,
         ],
       );
     },
@@ -455,6 +515,8 @@ export function createPool(options: PoolOptions): Pool {
           opts.code ?? 'throttled',
           adaptive ? Math.round(adaptive.decrease * 1000) : 0,
           adaptive ? Math.max(1, Math.round(adaptive.floor * 1000)) : 0,
+          adaptive ? Math.round(adaptive.caution * 1000) : 0,
+          lease.atUs,
         ],
       )) as [number, number, number];
       return {
@@ -564,6 +626,8 @@ export function createPool(options: PoolOptions): Pool {
             lastErrorAt: at(h, 'ea'),
             throttleStreak: n(h, 'bk'),
             rateFactor: (n(h, 'rf') || 1000) / 1000,
+            throttledRateFactor: n(h, 'rt') > 0 ? n(h, 'rt') / 1000 : null,
+            learnedPenaltyMs: n(h, 'pw') > 0 ? n(h, 'pw') / 1000 : null,
             intervalMs: n(h, 'iv') / 1000,
             burst: n(h, 'b'),
           };

@@ -51,6 +51,16 @@ async function acquireMany(pool: Pool, count: number): Promise<AcquireResult[]> 
   return out;
 }
 
+/** The next lease, waiting (Redis-time waits) for budget or a cooldown to end. */
+async function leaseWhenReady(pool: Pool): Promise<Lease> {
+  for (;;) {
+    const r = await pool.acquire();
+    if (r.ok) return r.lease;
+    if (r.reason !== 'budget') throw new Error('no usable session');
+    await sleep(r.waitMs + 1);
+  }
+}
+
 const sessionsOf = (rs: AcquireResult[]) => rs.map((r) => (r.ok ? r.lease.sessionId : '-'));
 
 describe('acquire', () => {
@@ -336,6 +346,12 @@ describe('cooldown and backoff', () => {
     r = 0.5;
     const t5 = await pool.reportThrottled(after);
     expect(t5.sessionCooldownUntilUs! - t5.nowUs).toBe(50_000);
+    // Without the adaptive mode nothing is learned: the cooldown is the formula alone.
+    expect((await pool.snapshot()).sessions[0]).toMatchObject({
+      learnedPenaltyMs: null,
+      throttledRateFactor: null,
+      rateFactor: 1,
+    });
   });
 
   it('ipPattern cools the proxy, and with it every session on it, not the others', async () => {
@@ -359,31 +375,130 @@ describe('cooldown and backoff', () => {
     expect(snap.sessions.find((s) => s.id === 'b')!.nextSendInMs).toBeGreaterThan(20_000);
   });
 
-  it('adaptive: repeated 429s lower the rate (×0.5), successes raise it back (+0.25)', async () => {
+  it('adaptive: the first throttle of a streak lowers the rate; the rest of the streak and requests in flight do not; never below the floor', async () => {
     const pool = makePool({
       defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 5 },
       backoff: { baseMs: 1, capMs: 1 },
-      adaptive: { raiseAfter: 2, step: 0.25, decrease: 0.5, floor: 0.1 },
+      adaptive: { raiseAfter: 1000, decrease: 0.5, floor: 0.2 },
     });
     await pool.upsertSession({ id: 's', label: 's', proxyId: null });
-    const l = lease(await pool.acquire());
-    const factor = async () => (await pool.snapshot()).sessions[0]!;
-    await pool.reportThrottled(l); // the first one alone does not lower it
-    expect((await factor()).rateFactor).toBe(1);
-    await pool.reportThrottled(l);
-    expect(await factor()).toMatchObject({ rateFactor: 0.5, intervalMs: 200 });
-    await pool.reportThrottled(l);
-    await pool.reportThrottled(l);
-    await pool.reportThrottled(l);
-    await pool.reportThrottled(l);
-    expect(await factor()).toMatchObject({ rateFactor: 0.1, intervalMs: 1000 });
-    const seen: number[] = [];
-    for (let i = 0; i < 10; i++) {
+    const info = async () => (await pool.snapshot()).sessions[0]!;
+    const l0 = lease(await pool.acquire());
+    const l1 = lease(await pool.acquire());
+    expect(await info()).toMatchObject({ rateFactor: 1, throttledRateFactor: null });
+    // The first throttle lowers it at once and remembers the rate that got throttled.
+    await pool.reportThrottled(l1);
+    expect(await info()).toMatchObject({
+      rateFactor: 0.5,
+      intervalMs: 200,
+      throttledRateFactor: 1,
+      throttleStreak: 1,
+    });
+    // l0 was in flight when the session cooled down: its throttle tells nothing new, and its
+    // success says nothing about the penalty that started after it was sent.
+    await pool.reportThrottled(l0, { code: 'throttled_html' });
+    await pool.reportSuccess(l0);
+    expect(await info()).toMatchObject({
+      rateFactor: 0.5,
+      throttleStreak: 1,
+      lastError: 'throttled_html',
+    });
+    // Sent after the cooldown and throttled before any success: the upstream's penalty of the
+    // first violation, not the new rate — the backoff grows, the rate stays.
+    const l2 = await leaseWhenReady(pool);
+    await pool.reportThrottled(l2);
+    expect(await info()).toMatchObject({ rateFactor: 0.5, throttleStreak: 2 });
+    // A success ends the streak; each new streak lowers the rate again, down to the floor.
+    for (const expected of [0.25, 0.2, 0.2]) {
+      const l = await leaseWhenReady(pool);
       await pool.reportSuccess(l);
-      seen.push((await factor()).rateFactor);
+      await pool.reportThrottled(l);
+      expect(await info()).toMatchObject({ rateFactor: expected, throttleStreak: 1 });
     }
-    expect(seen).toEqual([0.1, 0.35, 0.35, 0.6, 0.6, 0.85, 0.85, 1, 1, 1]);
-    expect((await factor()).intervalMs).toBe(100);
+    expect(await info()).toMatchObject({ intervalMs: 500, throttledRateFactor: 0.2 });
+  });
+
+  it('adaptive: learns how long the upstream penalty lasts and starts the next cooldown with it', async () => {
+    const pool = makePool({
+      defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 5 },
+      backoff: { baseMs: 1, capMs: 1 },
+      adaptive: { raiseAfter: 1000, caution: 0.9 },
+    });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const info = async () => (await pool.snapshot()).sessions[0]!;
+    const l1 = lease(await pool.acquire());
+    await pool.reportThrottled(l1); // the penalty starts about when l1 arrived
+    await sleep(150);
+    const l2 = await leaseWhenReady(pool);
+    await pool.reportThrottled(l2); // still running at l2
+    expect((await info()).learnedPenaltyMs).toBe((l2.atUs - l1.atUs) / 1000);
+    await sleep(150);
+    const l3 = await leaseWhenReady(pool);
+    await pool.reportSuccess(l3); // over by l3
+    const pwUs = l3.atUs - l1.atUs;
+    expect(pwUs).toBeGreaterThanOrEqual(300_000);
+    expect(await info()).toMatchObject({ learnedPenaltyMs: pwUs / 1000, throttleStreak: 0 });
+    // The next streak cools down until its first throttled request's admission + the learned
+    // penalty, although the backoff alone would allow 1 ms.
+    const l4 = await leaseWhenReady(pool);
+    const t4 = await pool.reportThrottled(l4);
+    expect(t4.sessionCooldownUntilUs).toBe(l4.atUs + pwUs);
+    // That was enough (the next request got through): next time try a little shorter.
+    const l5 = await leaseWhenReady(pool);
+    expect(l5.atUs).toBeGreaterThanOrEqual(l4.atUs + pwUs);
+    await pool.reportSuccess(l5);
+    expect((await info()).learnedPenaltyMs).toBe(Math.floor(pwUs * 0.9) / 1000);
+  });
+
+  it('adaptive: raises by step up to caution × the rate that got throttled, then by probeStep of it; a throttle near that rate lowers by caution only', async () => {
+    const pool = makePool({
+      defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 5 },
+      backoff: { baseMs: 1, capMs: 1 },
+      adaptive: {
+        decrease: 0.5,
+        raiseAfter: 2,
+        step: 0.25,
+        caution: 0.9,
+        probeStep: 0.05,
+        probeAfter: 4,
+      },
+    });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const factor = async () => (await pool.snapshot()).sessions[0]!.rateFactor;
+    const successes = async (l: Lease, n: number) => {
+      const seen: number[] = [];
+      for (let i = 0; i < n; i++) {
+        await pool.reportSuccess(l);
+        seen.push(await factor());
+      }
+      return seen;
+    };
+    await pool.reportThrottled(lease(await pool.acquire()));
+    expect(await factor()).toBe(0.5);
+    const l = await leaseWhenReady(pool);
+    // Fast (+0.25 every 2) up to 0.9 × 1 — clamped there — then +0.05 every 4 successes.
+    expect(await successes(l, 8)).toEqual([0.5, 0.75, 0.75, 0.9, 0.9, 0.9, 0.9, 0.95]);
+    // Throttled at 0.95, at or above 0.9 × the last throttled rate (1): only × 0.9.
+    const l2 = await leaseWhenReady(pool);
+    await pool.reportThrottled(l2);
+    expect((await pool.snapshot()).sessions[0]).toMatchObject({
+      rateFactor: 0.855,
+      throttledRateFactor: 0.95,
+    });
+    // 0.855 is 0.9 × 0.95 already: only cautious steps (0.05 × 0.95 = 0.047) from here, never
+    // above the configured rate.
+    const l3 = await leaseWhenReady(pool);
+    const seen = await successes(l3, 16);
+    expect(seen.filter((_, i) => i % 4 === 3)).toEqual([0.902, 0.949, 0.996, 1]);
+    expect(await successes(l3, 4)).toEqual([1, 1, 1, 1]);
+  });
+
+  it('rejects adaptive and backoff options out of range', () => {
+    expect(() => makePool({ adaptive: { decrease: 1 } })).toThrow(/adaptive decrease/);
+    expect(() => makePool({ adaptive: { probeAfter: 0 } })).toThrow(/adaptive probeAfter/);
+    expect(() => makePool({ adaptive: { caution: 1.5 } })).toThrow(/adaptive caution/);
+    expect(() => makePool({ backoff: { baseMs: 1000, capMs: 10 } })).toThrow(PoolError);
+    expect(() => makePool({ backoff: { baseMs: 0 } })).toThrow(/backoff base/);
   });
 });
 
@@ -548,6 +663,10 @@ describe('snapshot and what Redis holds', () => {
         'n',
         'bk',
         'ok',
+        'rt',
+        'tr',
+        'ps',
+        'pw',
         'err',
         'ea',
       ],

@@ -23,8 +23,10 @@
     iv0 (configured emission interval µs), iv (effective interval µs, > iv0 when adaptive mode
     lowered the rate), b (burst), rf (rate factor ‰, 1000 = configured), tat (GCRA theoretical
     arrival time µs), cu (cooldown until µs), lu (last lease µs), n (leases), bk (consecutive
-    throttles = backoff exponent), ok (successes since the last rate change), err, ea (last
-    error code and µs).
+    throttles = backoff exponent), ok (successes since the last rate change), rt (adaptive: the
+    rate factor ‰ that was last throttled, 0 = none), tr (adaptive: µs of the last throttle report),
+    ps (adaptive: admission µs of the request that opened the latest throttle streak), pw
+    (adaptive: the upstream's penalty as learned, µs), err, ea (last error code and µs).
   Proxy hash: label, st (active|broken|disabled), iv, b, tat, cu, ra (broken: no lease before
     this µs), lu, n, bk (consecutive throttles), cb (consecutive breaks), err, ea.
 

@@ -4,8 +4,24 @@
   max(Retry-After, full jitter r·min(cap, base·2^k)), k = consecutive throttles so far. A
   cooldown only moves later, and the member comes back with an empty burst (tat is set so that
   its first allowed request is at the cooldown's end and the next one a full interval later).
-  Adaptive mode: a throttle that follows another throttle (k >= 1) multiplies the session's
-  rate factor by the decrease factor.
+
+  Adaptive mode: the first throttle of a streak (k = 0: the session had a success since its
+  last throttle) lowers the session's rate factor rf and remembers the rate that got throttled
+  (rt = rf before the change). Usually rf × decrease; but when the session was
+  throttled at or above caution × the previous rt — it had climbed back to near a rate already
+  known to be too high, so it overshot by little — only rf × caution. Never below the floor. The
+  session comes back from its cooldown at the lowered rate with an empty burst. Throttles later
+  in the streak (k >= 1: the upstream's penalty of the first violation is still running) change
+  no rate. A throttle of a request leased before the session's previous throttle report (tr) was
+  already in flight when the session cooled down: it tells nothing new and only records the
+  error (no rate change, no backoff step, no cooldown change).
+
+  Adaptive mode also learns how long the upstream's penalty lasts, because hitting a session
+  again inside it is what multiplies 429s: ps = admission time of the request that opened the
+  streak (the penalty started about when it arrived); a throttle later in the streak shows the
+  penalty still ran at its admission, so pw (the learned penalty) >= lease − ps; a success ends
+  the streak (report-success). The first cooldown of a streak then lasts at least until ps + pw:
+  the learned penalty stands in for the Retry-After header Instagram never sends.
 
   KEYS[1] B.."ready"   KEYS[2] B.."proxy-ready"
   ARGV[1] B   ARGV[2] session id   ARGV[3] proxy id ("" = none)
@@ -13,6 +29,7 @@
   ARGV[5] Retry-After µs (0 = none)   ARGV[6] 1 = the proxy cools down too
   ARGV[7] backoff base µs   ARGV[8] backoff cap µs   ARGV[9] error code
   ARGV[10] adaptive decrease factor ‰ (0 = adaptive mode off)   ARGV[11] adaptive floor ‰
+  ARGV[12] adaptive caution ‰   ARGV[13] the throttled lease's admission time µs
 
   Returns {nowUs, sessionCooldownUntilUs (-1 = no such session), proxyCooldownUntilUs (-1 = not
   cooled)}.
@@ -28,11 +45,14 @@ local cap = tonumber(ARGV[8])
 local code = ARGV[9]
 local decrease = tonumber(ARGV[10])
 local floor_rf = tonumber(ARGV[11])
+local caution = tonumber(ARGV[12])
+local lease_at = tonumber(ARGV[13])
 local now = now_us()
 
--- Cools one member down; returns the new cooldown end.
-local function cool(key, k, iv, b, tat, cu)
-  local until_us = math.max(num(cu), now + math.max(retry_after, full_jitter(r, base, cap, k)))
+-- Cools one member down, not before not_before µs; returns the new cooldown end.
+local function cool(key, k, iv, b, tat, cu, not_before)
+  local until_us = math.max(num(cu), not_before,
+    now + math.max(retry_after, full_jitter(r, base, cap, k)))
   local ntat = math.max(num(tat), until_us + (num(b) - 1) * iv)
   redis.call('HSET', key, 'cu', fmt(until_us), 'tat', fmt(ntat), 'bk', k + 1, 'err', code,
     'ea', fmt(now))
@@ -42,16 +62,44 @@ end
 local s_until = -1
 local sk = B .. 's:' .. sid
 if redis.call('EXISTS', sk) == 1 then
-  local h = redis.call('HMGET', sk, 'bk', 'iv', 'b', 'tat', 'cu', 'rf', 'iv0')
+  local h = redis.call('HMGET', sk, 'bk', 'iv', 'b', 'tat', 'cu', 'rf', 'iv0', 'rt', 'tr', 'ps',
+    'pw')
   local k = num(h[1])
   local iv = num(h[2])
-  if decrease > 0 and k >= 1 then
-    local rf = math.max(floor_rf, math.floor(num(h[6]) * decrease / 1000))
-    iv = math.ceil(num(h[7]) * 1000 / rf)
-    redis.call('HSET', sk, 'rf', rf, 'iv', fmt(iv), 'ok', 0)
+  if decrease > 0 and lease_at < num(h[9]) then
+    -- In flight since before the previous throttle report: nothing new.
+    redis.call('HSET', sk, 'err', code, 'ea', fmt(now))
+    s_until = math.max(num(h[5]), now)
+  else
+    local not_before = 0
+    if decrease > 0 then
+      redis.call('HSET', sk, 'tr', fmt(now))
+      if k == 0 then
+        redis.call('HSET', sk, 'ps', fmt(lease_at))
+        if num(h[11]) > 0 then
+          not_before = lease_at + num(h[11])
+        end
+      elseif lease_at > num(h[10]) then
+        redis.call('HSET', sk, 'pw', fmt(math.max(num(h[11]), lease_at - num(h[10]))))
+      end
+    end
+    if decrease > 0 and k == 0 then
+      local rf0 = num(h[6])
+      if rf0 <= 0 then
+        rf0 = 1000
+      end
+      local rt0 = num(h[8])
+      local factor = decrease
+      if rt0 > 0 and rf0 * 1000 >= caution * rt0 then
+        factor = caution
+      end
+      local rf = math.max(floor_rf, math.floor(rf0 * factor / 1000))
+      iv = math.ceil(num(h[7]) * 1000 / rf)
+      redis.call('HSET', sk, 'rf', rf, 'iv', fmt(iv), 'rt', rf0)
+    end
+    s_until = cool(sk, k, iv, h[3], h[4], h[5], not_before)
+    redis.call('HSET', sk, 'ok', 0)
   end
-  s_until = cool(sk, k, iv, h[3], h[4], h[5])
-  redis.call('HSET', sk, 'ok', 0)
 end
 
 local p_until = -1
@@ -59,7 +107,7 @@ if ip and pid ~= '' then
   local pk = B .. 'p:' .. pid
   if redis.call('EXISTS', pk) == 1 then
     local p = redis.call('HMGET', pk, 'bk', 'iv', 'b', 'tat', 'cu')
-    p_until = cool(pk, num(p[1]), num(p[2]), p[3], p[4], p[5])
+    p_until = cool(pk, num(p[1]), num(p[2]), p[3], p[4], p[5], 0)
     rescore_proxy(B, pid)
   end
 end

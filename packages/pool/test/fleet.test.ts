@@ -1,0 +1,50 @@
+import type { Redis } from 'ioredis';
+import { loadConfig } from '@storycheck/config';
+import { createRedis } from '@storycheck/queue';
+import { createTestPrefix, TEST_REDIS_URL } from '@storycheck/testkit';
+import { openPool, poolDefaults } from '../src/index.js';
+
+const tp = createTestPrefix();
+let redis: Redis;
+
+beforeAll(() => {
+  redis = createRedis(TEST_REDIS_URL);
+});
+afterAll(async () => {
+  await tp.clean();
+  await redis.quit();
+});
+
+describe('openPool (the configuration a worker runs with)', () => {
+  it('THROTTLE_BACKOFF_BASE and _CAP reach the pool: cooldowns stay within min(cap, base·2^k)', async () => {
+    const config = loadConfig({
+      STORYCHECK_PREFIX: tp.prefix,
+      SESSION_RATE: '10/1s',
+      THROTTLE_BACKOFF_BASE: '100ms',
+      THROTTLE_BACKOFF_CAP: '250ms',
+    });
+    expect(config).toMatchObject({ throttleBackoffBaseMs: 100, throttleBackoffCapMs: 250 });
+    const pool = openPool(config, redis);
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const r = await pool.acquire();
+    if (!r.ok) throw new Error('expected a lease');
+    // With the defaults (60 s, 30 min) each of these would be random(0, 60 s · 2^k): five of
+    // them all under a quarter of a second would be a ~1e-12 coincidence.
+    const bounds = [100, 200, 250, 250, 250];
+    const seen: number[] = [];
+    for (let k = 0; k < bounds.length; k++) {
+      const t = await pool.reportThrottled(r.lease);
+      seen.push((t.sessionCooldownUntilUs! - t.nowUs) / 1000);
+    }
+    seen.forEach((ms, k) => expect(ms).toBeLessThanOrEqual(bounds[k]!));
+    expect((await pool.snapshot()).sessions[0]).toMatchObject({ throttleStreak: 5 });
+  });
+
+  it('BUDGET_MARGIN shaves rates and keeps one request of burst in reserve', () => {
+    const d = poolDefaults(
+      loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5', BUDGET_MARGIN: '0.1' }),
+    );
+    expect(d.sessionRate).toEqual({ count: 10, periodMs: 1112 });
+    expect(d.sessionBurst).toBe(4);
+  });
+});
