@@ -86,7 +86,7 @@ try {
   console.log(
     `pool: ${N} names in ${secs.toFixed(1)} s; ${log.length} upstream requests in ${window.toFixed(1)} s; ` +
       `ceiling ${Math.floor(ceiling)} (4 sessions × ${RATE}/s + burst); utilization ${(log.length / ceiling).toFixed(3)} ` +
-      `(goal >= 0.9; BUDGET_MARGIN 0.1 keeps it near 0.9 by design); throttled answers ${throttled} (goal 0)`,
+      `(goal >= 0.95; BUDGET_MARGIN ${process.env.BUDGET_MARGIN || '0.03 (default)'} holds the rates that much under); throttled answers ${throttled} (goal 0)`,
   );
   for (const [name, value, unit, goal] of [
     ['pool checks/s', N / secs, 'checks/s'],

@@ -79,10 +79,11 @@ const envSchema = z.object({
   /** Burst per proxy. */
   PROXY_BURST: z.coerce.number().int().min(1).default(10),
   /**
-   * Fraction shaved off every configured budget (rates × (1 − m), bursts − 1) so network
-   * jitter never pushes a request over the upstream's limit. 0 disables.
+   * Fraction shaved off every configured rate (rates × (1 − m)), and bursts − 1: the burst
+   * reserve absorbs network jitter, the small rate margin clock-rate differences
+   * (packages/pool/src/fleet.ts). 0 disables both.
    */
-  BUDGET_MARGIN: z.coerce.number().min(0).max(0.5).default(0.1),
+  BUDGET_MARGIN: z.coerce.number().min(0).max(0.5).default(0.03),
   /**
    * Adaptive budgets (AIMD): a 429 lowers a session's rate (halves it; only by 10% near a rate
    * already throttled once), sustained success raises it back toward the configured one,

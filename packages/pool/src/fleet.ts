@@ -6,10 +6,21 @@ import { decryptSecret, type SecretKey } from './secrets.js';
 
 /**
  * Pool defaults from the configuration (SESSION_*, PROXY_*, GLOBAL_*), shaved by
- * BUDGET_MARGIN (default 0.1): rates × (1 − margin) and bursts − 1 (at least 1). Requests
- * admitted exactly at the interval reach the upstream with network jitter, and an upstream
- * that enforces the same budget would count the early ones as over it; the margin keeps
- * jitter from ever costing a 429.
+ * BUDGET_MARGIN (default 0.03): rates × (1 − margin) and bursts − 1 (at least 1); 0 = no
+ * shaving at all.
+ *
+ * Why both, and why the rate part is small: a lease is granted at Redis time, but its request
+ * reaches the upstream a variable delay later (event loop, proxy, network), so requests leased
+ * one interval apart can arrive closer together. An upstream enforcing the same GCRA budget
+ * tolerates that only from the slack its bucket holds. The burst reserve is that slack, at once
+ * and for ever: keeping one request of every burst unused lets arrivals bunch by a full
+ * interval (seconds in production: 3.3 s at 200/11m) without a 429. A rate margin adds slack
+ * only slowly (m of an interval per request, up to the upstream's burst), so it is no defence
+ * against the first seconds of a run, when the reserve is all there is; it covers what is left —
+ * clock-rate differences and rounding — and it costs m of every budget, for ever. Hence a small
+ * one. (In apps/worker/bench/pool.mjs, time runs ~100× faster: an interval is 63–125 ms, and a
+ * worker's cold start or a loaded machine delays requests by more than that; those runs throttle
+ * at 0.1 as well as at 0.03 — see docs/benchmarks.md.)
  */
 export function poolDefaults(config: Config): PoolDefaults {
   const m = config.budgetMargin;

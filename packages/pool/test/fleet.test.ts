@@ -40,7 +40,14 @@ describe('openPool (the configuration a worker runs with)', () => {
     expect((await pool.snapshot()).sessions[0]).toMatchObject({ throttleStreak: 5 });
   });
 
-  it('BUDGET_MARGIN shaves rates and keeps one request of burst in reserve', () => {
+  it('BUDGET_MARGIN (default 0.03) shaves rates and keeps one request of burst in reserve', () => {
+    const d0 = poolDefaults(loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5' }));
+    expect(d0.sessionRate).toEqual({ count: 10, periodMs: 1031 });
+    expect(d0.sessionBurst).toBe(4);
+    const off = poolDefaults(
+      loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5', BUDGET_MARGIN: '0' }),
+    );
+    expect(off).toMatchObject({ sessionRate: { count: 10, periodMs: 1000 }, sessionBurst: 5 });
     const d = poolDefaults(
       loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5', BUDGET_MARGIN: '0.1' }),
     );
