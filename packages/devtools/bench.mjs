@@ -96,7 +96,7 @@ const BENCHES = [
     dir: 'apps/worker',
     argv: ['bench/overhead.mjs'],
     runs: 1,
-    why: 'median of 3 pairs inside the script',
+    why: 'median of 3 triples (bare, cold, warm) inside the script',
   },
   { id: 'scaling', dir: 'apps/worker', argv: ['bench/scaling.mjs'], runs: 3 },
 ];

@@ -53,7 +53,7 @@ function poolEnv(): Record<string, string> {
     PROXY_RATE,
     PROXY_BURST: '5',
     // The margin absorbs arrival jitter; a CI machine running other suites beside this one
-    // lags by hundreds of ms at times, so the test runs with a wider one than the default 0.1.
+    // lags by hundreds of ms at times, so the test runs with a wider one than the default 0.03.
     BUDGET_MARGIN: '0.25',
   };
 }
