@@ -98,14 +98,6 @@ export class Caches {
     await this.redis.del(this.keys.uid(username));
   }
 
-  /** The cached result of `username`, counting a hit or a miss (no count when disabled). */
-  async getResult(username: string): Promise<CachedResult | null> {
-    if (this.ttl.resultMs <= 0) return null;
-    const v = await this.redis.get(this.keys.res(username));
-    this.count('results', v !== null);
-    return v === null ? null : decodeResult(v);
-  }
-
   /**
    * Caches a result for STORY_CACHE_TTL — for an active story no longer than until it expires,
    * so a cached "active" never outlives the story.

@@ -22,8 +22,7 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
  * Publish and release in one round trip: SET the answer for followers (KEYS[2], ARGV[2] value,
  * ARGV[3] ttl ms), then compare-and-delete the lock (KEYS[1], ARGV[1] token).
  */
-const PUBLISH_RELEASE = `redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+const PUBLISH_RELEASE = `redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])\n${RELEASE}`;
 type FlightRedis = Redis & {
   storycheckFlightRelease(lock: string, token: string): Promise<number>;
   storycheckFlightPublish(

@@ -95,7 +95,7 @@ describe('Caches', () => {
     const prefix = `${tp.prefix}-tm`;
     const ttl = { userIdMs: 60_000, notFoundMs: 60_000, resultMs: 60_000 };
     const c = new Caches(redis, prefix, ttl, 50);
-    await c.getResult('nobody');
+    await c.lookup('nobody');
     await sleep(300);
     expect(await redis.hget(`${prefix}:cache:stats`, 'results:misses')).toBe('1');
     await c.close();
@@ -116,7 +116,7 @@ describe('Caches', () => {
     expect(await redis.exists(`${tp.prefix}:cache:res:gone`)).toBe(0);
     const off = new Caches(redis, `${tp.prefix}-off`, { userIdMs: 1, notFoundMs: 1, resultMs: 0 });
     await off.setResult('x', result);
-    expect(await off.getResult('x')).toBeNull();
+    expect((await off.lookup('x')).result).toBeNull();
   });
 
   it('clear empties exactly the chosen caches', async () => {

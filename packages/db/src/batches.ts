@@ -241,19 +241,15 @@ export async function recordResults(
         RETURNING (state = 'completed') AS completed`);
       if (r.rows[0]?.completed === true) completed.add(batchId);
     }
+    // A batch completes once: the first applied entry of a completed batch reports it.
+    const reported = new Set<string>();
     const outcomes = entries.map((e, i) => {
       const k = key(e.batchId, e.username);
       const applies = firstIndex.get(k) === i && applied.has(k);
-      return { applied: applies, completedBatch: applies && completed.has(e.batchId) };
+      const completes = applies && completed.has(e.batchId) && !reported.has(e.batchId);
+      if (completes) reported.add(e.batchId);
+      return { applied: applies, completedBatch: completes };
     });
-    // A batch completes once; the entry that reports it is the first applied one of the batch.
-    const reported = new Set<string>();
-    for (const o of outcomes.keys()) {
-      const e = entries[o]!;
-      if (!outcomes[o]!.completedBatch) continue;
-      if (reported.has(e.batchId)) outcomes[o] = { applied: true, completedBatch: false };
-      reported.add(e.batchId);
-    }
     const log: BatchLogEntry[] = [];
     entries.forEach((e, i) => {
       if (e.logEntry) log.push(e.logEntry(outcomes[i]!.applied));
