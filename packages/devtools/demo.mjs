@@ -14,6 +14,7 @@ import {
   requireServices,
   startChild,
   step,
+  WORKER_HEAP_FLAGS,
 } from './lib.mjs';
 
 const keep = process.argv.includes('--keep');
@@ -102,10 +103,8 @@ try {
   );
   children.push(sim);
   await waitForLine(sim, /listening on (\S+)/, 'the simulator');
-  // Heap flags as in the Dockerfile's CMD and docker-compose.yml.
-  const heap = ['--max-old-space-size=128', '--max-semi-space-size=8'];
-  children.push(startChild('worker-1', node, [...heap, bin('worker')], env));
-  children.push(startChild('worker-2', node, [...heap, bin('worker')], env));
+  children.push(startChild('worker-1', node, [...WORKER_HEAP_FLAGS, bin('worker')], env));
+  children.push(startChild('worker-2', node, [...WORKER_HEAP_FLAGS, bin('worker')], env));
   const board = startChild('board', node, [bin('board')], env, { quiet: true });
   children.push(board);
   const [, boardUrl] = await waitForLine(board, /listening on (\S+)/, 'the board');

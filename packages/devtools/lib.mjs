@@ -9,6 +9,11 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The pnpm version pinned in package.json's packageManager field. */
 export const PNPM_VERSION = '12.4.2';
+/**
+ * Node flags the worker runs with, as in the Dockerfile's CMD and docker-compose.yml: its live
+ * heap is ~30-40 MB, but an uncapped V8 grows it to ~200 MB RSS under load (docs/deploy.md).
+ */
+export const WORKER_HEAP_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
 const LOCAL_PNPM = join(ROOT, '.tools', 'node_modules', '.bin', 'pnpm');
 
 /** Prints a step line. */

@@ -7,14 +7,14 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { migrate } from '@storycheck/db';
+// The worker's heap flags, as the image runs it (one list for the demo and the benches).
+import { WORKER_HEAP_FLAGS } from '../../../packages/devtools/lib.mjs';
 
 export const PG = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const WORKER = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../producer/dist/main.js', import.meta.url));
 export const quick = process.argv.includes('--quick');
-/** The worker's heap flags, as the Dockerfile and docker-compose.yml run it. */
-export const WORKER_HEAP_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
 /** Extra node flags for worker processes, e.g. BENCH_WORKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const workerNodeArgs = [
   ...WORKER_HEAP_FLAGS,
