@@ -50,8 +50,6 @@ export async function checkUsername(
   parts: CheckingParts,
   username: string,
   signal: AbortSignal,
-  /** Called right before this check asks the coalescer for stories. */
-  onAskStories?: () => void,
 ): Promise<CheckOutcome> {
   const { checker, coalescer, caches, flight } = parts;
   // One round trip for both caches; the user-id entry is used by the first profile lookup.
@@ -67,10 +65,7 @@ export async function checkUsername(
     async () => {
       own = await checker.check(username, {
         signal,
-        loadStories: (id) => {
-          onAskStories?.();
-          return coalescer.load(id);
-        },
+        loadStories: (id) => coalescer.load(id),
         lookupProfile: (u) => {
           // The prefetched entry serves one lookup of this username; after a stale id (a
           // rename) the checker looks again and must not see it.

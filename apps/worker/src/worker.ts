@@ -132,12 +132,12 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       resumeTimer.unref();
     },
   });
-  // Jobs in flight that may still ask for stories: when none is left, what waits in the
-  // coalescer goes at once (nobody could join it) instead of after STORIES_MAX_WAIT.
-  let mayAskStories = 0;
   // The ids of jobs in flight share reels_media requests (DESIGN.md "Requests per check").
   const coalescer = new StoriesCoalescer<Credentials>({
-    nothingMoreExpected: () => mayAskStories === 0,
+    // Every job slot waits here (WORKER_CONCURRENCY below the chunk size): no job can finish and
+    // make room for one that could join, so the request goes now instead of after
+    // STORIES_MAX_WAIT. Otherwise it waits as before: a request saved is budget saved.
+    nothingMoreExpected: (waiting) => waiting >= config.workerConcurrency,
     withContext: (fn) => fleet.withLease(abort.signal, fn),
     fetch: (ids, c) =>
       checker.fetchStories(ids, {
@@ -182,20 +182,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     const maxAttempts = job.opts.attempts ?? 1;
     const t0 = new Date();
     let result: CheckOutcome;
-    let mayAsk = true;
-    mayAskStories += 1;
-    const asked = () => {
-      if (!mayAsk) return;
-      mayAsk = false;
-      mayAskStories -= 1;
-    };
     try {
-      result = await checkUsername(parts, username, abort.signal, asked).finally(() => {
-        // Ended without asking (cached, not found, failed): others may be waiting for it.
-        if (!mayAsk) return;
-        asked();
-        coalescer.poke();
-      });
+      result = await checkUsername(parts, username, abort.signal);
     } catch (err) {
       const action = actionFor(err);
       const finishedAt = new Date();

@@ -24,11 +24,12 @@ export interface CoalescerOptions<C = undefined> {
   /** Called after each request with the number of ids it carried. */
   onRequest?: (ids: number) => void;
   /**
-   * True when no other id is expected soon (e.g. every job in flight already waits here):
-   * what waits is sent at once instead of after `maxWaitMs`, since nobody could join it.
+   * Given how many callers wait here for a request not yet sent, true when nobody else can join
+   * them (e.g. a worker whose every job slot is such a caller: no job can finish and make room
+   * for one that would). What waits is then sent at once instead of after `maxWaitMs`.
    * Default: never (always wait).
    */
-  nothingMoreExpected?: () => boolean;
+  nothingMoreExpected?: (waiting: number) => boolean;
 }
 
 interface Waiter {
@@ -49,7 +50,7 @@ export class StoriesCoalescer<C = undefined> {
   private readonly maxWaitMs: number;
   private readonly onShrink: CoalescerOptions<C>['onShrink'];
   private readonly onRequest: CoalescerOptions<C>['onRequest'];
-  private readonly nothingMoreExpected: () => boolean;
+  private readonly nothingMoreExpected: (waiting: number) => boolean;
   private chunk: number;
   private pending = new Map<string, Waiter[]>();
   /** Requests waiting for their context (lease): ids that wait meanwhile ride along in them. */
@@ -77,18 +78,16 @@ export class StoriesCoalescer<C = undefined> {
       const list = this.pending.get(userId);
       if (list) list.push({ resolve, reject });
       else this.pending.set(userId, [{ resolve, reject }]);
-      if (this.pending.size >= this.chunk || this.nothingMoreExpected()) this.flush();
+      if (this.pending.size >= this.chunk || this.nothingMoreExpected(this.waiting())) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.maxWaitMs);
     });
   }
 
-  /**
-   * Re-checks `nothingMoreExpected` (call it when that may have become true, e.g. a job ended
-   * without asking for stories) and sends what waits if so.
-   */
-  poke(): void {
-    if (this.pending.size > 0 && this.timer !== undefined && this.nothingMoreExpected())
-      this.flush();
+  /** Callers waiting for a request not yet sent (an id asked twice counts twice). */
+  private waiting(): number {
+    let n = 0;
+    for (const w of this.pending.values()) n += w.length;
+    return n;
   }
 
   /** Sends what waits now (also used on shutdown so no caller is left hanging). */

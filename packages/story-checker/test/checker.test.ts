@@ -109,34 +109,26 @@ describe('StoriesCoalescer', () => {
     expect(results.slice(3).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
   });
 
-  it('sends at once when nothing more is expected, and on poke() when that becomes true', async () => {
-    const users = sim.world.users.filter((u) => !u.isPrivate).slice(0, 4);
-    let expected = 2; // jobs that may still ask
+  it('sends at once when the callers waiting say nobody else can join', async () => {
+    const users = sim.world.users.filter((u) => !u.isPrivate).slice(0, 6);
     const sizes: number[] = [];
+    const seen: number[] = [];
     const c = new StoriesCoalescer({
       fetch: (ids) => checker.fetchStories(ids),
       chunkSize: 20,
       // Without the early send these loads would wait 10 minutes: the test would time out.
       maxWaitMs: 600_000,
       onRequest: (n) => sizes.push(n),
-      nothingMoreExpected: () => expected === 0,
+      // A "worker" with 3 job slots: once 3 callers wait, none can finish to make room.
+      nothingMoreExpected: (waiting) => (seen.push(waiting), waiting >= 3),
     });
-    // Two jobs ask; each one that asks is no longer "expected". The second completes the set.
-    const first = c.load(users[0]!.userId);
-    expected = 1;
-    const second = c.load(users[1]!.userId);
-    expected = 0;
-    const third = c.load(users[2]!.userId);
-    await Promise.all([first, second, third]);
-    expect(sizes).toEqual([3]);
-    // A job ends without asking: poke() sends what waits.
-    expected = 1;
-    const fourth = c.load(users[3]!.userId);
-    c.poke();
-    expect(sizes).toEqual([3]); // still expected: nothing sent
-    expected = 0;
-    c.poke();
-    await fourth;
-    expect(sizes).toEqual([3, 1]);
+    const first = users.slice(0, 3).map((u) => c.load(u.userId));
+    expect(sizes).toEqual([3]); // sent by the third load, not by a timer
+    await Promise.all(first);
+    // Waiting counts callers not yet in a request: a fresh set of three is needed again.
+    const second = users.slice(3, 6).map((u) => c.load(u.userId));
+    await Promise.all(second);
+    expect(sizes).toEqual([3, 3]);
+    expect(seen).toEqual([1, 2, 3, 1, 2, 3]);
   });
 });
