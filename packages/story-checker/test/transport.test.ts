@@ -54,7 +54,7 @@ afterAll(async () => {
 
 describe('through a real loopback proxy with credentials', () => {
   it('answers right, and the upstream sees the proxy’s egress address', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const checker = new StoryChecker({ baseUrl: sim.url, allowPrivateProxies: true, logger });
     try {
       const now = Math.floor(Date.now() / 1000);
       const names = sim.world.usernames().slice(0, 20);
@@ -83,7 +83,12 @@ describe('through a real loopback proxy with credentials', () => {
   it.each([{ mode: '407' as const }, { mode: 'refuse' as const }, { mode: 'reset' as const }])(
     'a broken proxy ($mode) gives ProxyError, never a session error',
     async ({ mode }) => {
-      const checker = new StoryChecker({ baseUrl: sim.url, logger, requestTimeoutMs: 2_000 });
+      const checker = new StoryChecker({
+        baseUrl: sim.url,
+        allowPrivateProxies: true,
+        logger,
+        requestTimeoutMs: 2_000,
+      });
       await pool.setBroken(pool.proxies[2]!.label, mode);
       try {
         const err = await checker
@@ -101,7 +106,7 @@ describe('through a real loopback proxy with credentials', () => {
   );
 
   it('wrong proxy credentials are a ProxyError (407)', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const checker = new StoryChecker({ baseUrl: sim.url, allowPrivateProxies: true, logger });
     try {
       const err = await checker
         .check(sim.world.usernames()[0]!, { proxy: target(0, 'wrong-pass') })
@@ -176,7 +181,7 @@ describe('HTTP/2 for https origins', () => {
   });
 
   it('is used by default, directly and inside a proxy’s CONNECT tunnel', async () => {
-    const checker = new StoryChecker({ baseUrl: frontUrl, ca, logger });
+    const checker = new StoryChecker({ baseUrl: frontUrl, ca, logger, allowPrivateProxies: true });
     try {
       const now = Math.floor(Date.now() / 1000);
       const u = sim.world.users.find(
