@@ -25,6 +25,7 @@ export { StoriesCoalescer, type CoalescerOptions } from './coalescer.js';
 export { storyResult, type ProfileLookup } from './checker.js';
 export {
   ALLOW_PRIVATE_HINT,
+  addressKinds,
   canonicalHost,
   guardedLookup,
   hostProblem,

@@ -130,6 +130,35 @@ export function specialAddressKind(address: string): string | null {
   return null;
 }
 
+/** What a name is that is refused by name alone (besides {@link LOCAL_NAMES}). */
+const NAME_KINDS = {
+  metadata: 'a cloud metadata name',
+  singleLabel: 'a single-label name (resolves only on a local network)',
+} as const;
+
+/**
+ * Every "what" of a refusal ("loopback (127.0.0.0/8)", "IPv4-mapped …, which is …"), `…`
+ * standing for an address: for docs/input.md, whose table a test keeps complete.
+ */
+export function addressKinds(): string[] {
+  return [
+    ...METADATA.values(),
+    ...V4_RANGES.map(([, w]) => w),
+    ...V6_RANGES.map(([, w]) => w),
+    ...LOCAL_NAMES.map(([, w]) => w),
+    ...Object.values(NAME_KINDS),
+    'IPv4-mapped …, which is …',
+    'IPv4-compatible …, which is …',
+    'IPv4-compatible (deprecated, ::/96)',
+    'NAT64 for …, which is …',
+    '6to4 for …, which is …',
+    'Teredo via server …, which is …',
+    'Teredo for …, which is …',
+    'reserved (outside 2000::/3 global unicast)',
+    'special-purpose (…)',
+  ];
+}
+
 /** Reserved or local-only DNS names (RFC 6761, 6762, 8375, ICANN .internal). */
 const LOCAL_NAMES: readonly Range[] = [
   ['localhost', 'loopback (a localhost name)'],
@@ -168,11 +197,10 @@ export function hostProblem(host: string): string | null {
   const name = h.replace(/\.$/, '');
   if (name === '') return `"${host}" is not a host name`;
   if (name === 'metadata.google.internal' || name === 'metadata')
-    return `${name} is a cloud metadata name`;
+    return `${name} is ${NAME_KINDS.metadata}`;
   for (const [suffix, what] of LOCAL_NAMES)
     if (name === suffix || name.endsWith(`.${suffix}`)) return `${name} is ${what}`;
-  if (!name.includes('.'))
-    return `${name} is a single-label name (resolves only on a local network)`;
+  if (!name.includes('.')) return `${name} is ${NAME_KINDS.singleLabel}`;
   return null;
 }
 

@@ -178,10 +178,9 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
     if (!batchReady) {
       if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
       const first = rejected[0];
+      if (!first) throw new UsageError('no usernames in input; nothing enqueued');
       throw new UsageError(
-        first
-          ? `no usernames in input (${rejectedCount} rejected; first: line ${first.line}: ${first.reason}); nothing enqueued`
-          : 'no usernames in input; nothing enqueued',
+        `no usernames in input (${rejectedCount} rejected; first: line ${first.line}: ${first.reason}); nothing enqueued`,
       );
     }
     await sealBatch(ctx.db.db, batchId, { duplicates, rejected: rejectedCount });
