@@ -582,13 +582,12 @@ function incompleteTail(buf: Buffer): number {
   return buf.length;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL = /[\x00-\x08\x0e-\x1f\x7f]/g;
+
+/** Control bytes other than tab, LF, VT, FF, CR (a native regex over a latin1 view: fast). */
 function controlBytes(buf: Buffer): number {
-  let n = 0;
-  for (let i = 0; i < buf.length; i++) {
-    const b = buf[i]!;
-    if ((b < 0x20 && (b < 0x09 || b > 0x0d)) || b === 0x7f) n++;
-  }
-  return n;
+  return buf.toString('latin1').match(CONTROL)?.length ?? 0;
 }
 
 /** Invalid sequences: U+FFFD from decoding, less the U+FFFD characters that were in the text. */
