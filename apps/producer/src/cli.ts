@@ -78,6 +78,10 @@ export async function runCli(
         .choices(['auto', 'txt', 'csv', 'json'])
         .default('auto'),
     )
+    .option(
+      '--column <name|n>',
+      'CSV: the column holding the names, by header name, or by number for a CSV without header',
+    )
     .option('--max-lines <n>', 'largest number of input lines accepted', positiveInt, 5_000_000)
     .action(async (file: string, o: Record<string, unknown>) =>
       enqueue(context(), file, {
@@ -87,6 +91,7 @@ export async function runCli(
         json: o.json === true,
         batchId: o.batchId as string | undefined,
         format: o.format as 'auto',
+        ...(o.column !== undefined ? { column: o.column as string } : {}),
         maxLines: o.maxLines as number,
       }),
     );
@@ -196,10 +201,23 @@ export async function runCli(
       cacheClear(context(), o),
     );
 
+  // The reader of stdout went away (`storycheck results … | head`): the Unix convention is to
+  // stop quietly with success. Closing the context makes the command's next query fail, so it
+  // stops its work and its cleanup runs; whatever it throws then is not reported.
+  let pipeClosed = false;
+  const onStdoutError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' || pipeClosed) return;
+    pipeClosed = true;
+    void ctx?.close();
+    // Backstop for a command blocked on something the closed context does not end.
+    setTimeout(() => process.exit(0), 2_000).unref();
+  };
+  process.stdout.on('error', onStdoutError);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
+    if (pipeClosed) return 0;
     if (e instanceof CommanderError) {
       if (
         e.code === 'commander.helpDisplayed' ||
@@ -219,6 +237,7 @@ export async function runCli(
     if (debug && err.stack) process.stderr.write(`${redactString(err.stack)}\n`);
     return 1;
   } finally {
+    process.stdout.off('error', onStdoutError);
     await ctx?.close();
   }
 }

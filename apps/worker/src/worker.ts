@@ -91,6 +91,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     baseUrl: config.igBaseUrl,
     requestTimeoutMs: config.requestTimeoutMs,
     logger,
+    allowPrivateProxies: config.allowPrivateProxies,
     onAnswer: (a) => {
       metrics.upstreamRequest(a.endpoint, statusClassOf(a.statusCode));
       if (a.throttled) metrics.throttled(a.endpoint);

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 import http2wrapper from 'http2-wrapper';
+import type { LookupFunction } from './proxy-address.js';
 
 /**
  * Connection agents: one keep-alive set per proxy (and one for direct traffic), created on first
@@ -25,12 +26,18 @@ const MAX_SOCKETS = 64;
 export class AgentPool {
   private readonly sets = new Map<string, AgentSet>();
 
+  /**
+   * @param lookup DNS lookup used for connections to proxies (the address guard,
+   *   proxy-address.ts); node's default when undefined.
+   */
+  constructor(private readonly lookup?: LookupFunction) {}
+
   /** The agents for `proxyUrl` (with credentials, never logged), or direct when undefined. */
   get(proxyUrl: string | undefined): AgentSet {
     const key = proxyUrl ?? '';
     let set = this.sets.get(key);
     if (!set) {
-      set = proxyUrl ? proxied(proxyUrl) : direct();
+      set = proxyUrl ? proxied(proxyUrl, this.lookup) : direct();
       this.sets.set(key, set);
     }
     return set;
@@ -55,15 +62,24 @@ function direct(): AgentSet {
   };
 }
 
-function proxied(proxyUrl: string): AgentSet {
-  const common = { keepAlive: true, maxSockets: MAX_SOCKETS, proxy: proxyUrl };
+function proxied(proxyUrl: string, lookup: LookupFunction | undefined): AgentSet {
+  // The lookup reaches the connection to the proxy: hpagent spreads proxyRequestOptions into
+  // its CONNECT request, http2-wrapper spreads proxyOptions into its own.
+  const viaLookup = lookup ? { lookup } : {};
+  const common = {
+    keepAlive: true,
+    maxSockets: MAX_SOCKETS,
+    proxy: proxyUrl,
+    // hpagent's types list only ca/headers/rejectUnauthorized; it passes every option through.
+    proxyRequestOptions: viaLookup as { headers?: object },
+  };
   return {
     http: new HttpProxyAgent(common),
     https: new HttpsProxyAgent(common),
     http2: new (new URL(proxyUrl).protocol === 'https:'
       ? http2wrapper.proxies.Http2OverHttps
       : http2wrapper.proxies.Http2OverHttp)({
-      proxyOptions: { url: proxyUrl },
+      proxyOptions: { url: proxyUrl, ...viaLookup },
       maxEmptySessions: 2,
     }),
   };

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import dns from 'node:dns';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -8,10 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { createLogger, registerSecret } from '@storycheck/logger';
 import { startProxies, startSim, type ProxyPool, type SimServer } from '@storycheck/upstream-sim';
 import {
+  ProxyAddressError,
   ProxyError,
   SessionBlockedError,
   SessionDeadError,
   StoryChecker,
+  type LookupFunction,
   type ProxyTarget,
 } from '../src/index.js';
 
@@ -54,7 +57,7 @@ afterAll(async () => {
 
 describe('through a real loopback proxy with credentials', () => {
   it('answers right, and the upstream sees the proxy’s egress address', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const checker = new StoryChecker({ baseUrl: sim.url, allowPrivateProxies: true, logger });
     try {
       const now = Math.floor(Date.now() / 1000);
       const names = sim.world.usernames().slice(0, 20);
@@ -83,7 +86,12 @@ describe('through a real loopback proxy with credentials', () => {
   it.each([{ mode: '407' as const }, { mode: 'refuse' as const }, { mode: 'reset' as const }])(
     'a broken proxy ($mode) gives ProxyError, never a session error',
     async ({ mode }) => {
-      const checker = new StoryChecker({ baseUrl: sim.url, logger, requestTimeoutMs: 2_000 });
+      const checker = new StoryChecker({
+        baseUrl: sim.url,
+        allowPrivateProxies: true,
+        logger,
+        requestTimeoutMs: 2_000,
+      });
       await pool.setBroken(pool.proxies[2]!.label, mode);
       try {
         const err = await checker
@@ -101,7 +109,7 @@ describe('through a real loopback proxy with credentials', () => {
   );
 
   it('wrong proxy credentials are a ProxyError (407)', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const checker = new StoryChecker({ baseUrl: sim.url, allowPrivateProxies: true, logger });
     try {
       const err = await checker
         .check(sim.world.usernames()[0]!, { proxy: target(0, 'wrong-pass') })
@@ -176,7 +184,7 @@ describe('HTTP/2 for https origins', () => {
   });
 
   it('is used by default, directly and inside a proxy’s CONNECT tunnel', async () => {
-    const checker = new StoryChecker({ baseUrl: frontUrl, ca, logger });
+    const checker = new StoryChecker({ baseUrl: frontUrl, ca, logger, allowPrivateProxies: true });
     try {
       const now = Math.floor(Date.now() / 1000);
       const u = sim.world.users.find(
@@ -191,6 +199,44 @@ describe('HTTP/2 for https origins', () => {
       expect(protocols.length).toBeGreaterThanOrEqual(4);
     } finally {
       checker.close();
+    }
+  });
+
+  it('the proxy address guard also holds for HTTP/2 inside a tunnel (connect-time lookup)', async () => {
+    const loopback = new URL(pool.proxies[0]!.url).hostname;
+    const lookup: LookupFunction = (hostname, options, callback) => {
+      if (hostname !== 'proxy.example.net')
+        return (dns.lookup as unknown as LookupFunction)(hostname, options, callback);
+      if (options.all) callback(null, [{ address: loopback, family: 4 }]);
+      else callback(null, loopback, 4);
+    };
+    const viaName = () => {
+      const t = target(0);
+      const u = new URL(t.url);
+      u.hostname = 'proxy.example.net';
+      return { label: t.label, url: u.href };
+    };
+    const u = sim.world.usernames()[0]!;
+    const tunnels = () => pool.stats()[pool.proxies[0]!.label]!.tunnels;
+    const guarded = new StoryChecker({ baseUrl: frontUrl, ca, logger, lookup });
+    const allowed = new StoryChecker({
+      baseUrl: frontUrl,
+      ca,
+      logger,
+      lookup,
+      allowPrivateProxies: true,
+    });
+    try {
+      const before = tunnels();
+      const err = await guarded.check(u, { proxy: viaName() }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProxyAddressError);
+      expect((err as Error).message).toMatch(/proxy\.example\.net resolves to 127\./);
+      expect(tunnels()).toBe(before);
+      await allowed.check(u, { proxy: viaName() });
+      expect(tunnels()).toBeGreaterThan(before);
+    } finally {
+      guarded.close();
+      allowed.close();
     }
   });
 

@@ -12,8 +12,10 @@ import {
   InputError,
   formatFromName,
   normaliseUsername,
+  precheckInput,
   readEntries,
   type InputFormat,
+  type ReadOptions,
 } from '../input.js';
 import { waitForBatch } from './status.js';
 
@@ -26,6 +28,8 @@ export interface EnqueueOptions {
   /** Enqueue into this batch id (a UUID); an existing batch gains only names it lacks. */
   batchId?: string;
   format?: InputFormat;
+  /** CSV: the column of the names, by header name or 1-based number (docs/input.md). */
+  column?: string;
   /** Largest number of input lines accepted. Default 5,000,000. */
   maxLines?: number;
 }
@@ -50,10 +54,18 @@ const MAX_REJECTED_LISTED = 10_000;
  * a single valid name is rejected the same way.
  */
 export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions): Promise<void> {
-  const format = opts.format ?? formatFromName(source === '-' ? undefined : source);
+  const format = opts.format ?? 'auto';
+  // The file name is a hint for `auto`, after the content (docs/input.md).
+  const read: ReadOptions = {
+    hint: formatFromName(source === '-' ? undefined : source),
+    ...(opts.column !== undefined ? { column: opts.column } : {}),
+  };
   const maxLines = opts.maxLines ?? 5_000_000;
   if (opts.batchId !== undefined && !batchIdSchema.safeParse(opts.batchId).success) {
     throw new UsageError(`--batch-id must be a UUID, got "${opts.batchId}"`);
+  }
+  if (opts.batchId !== undefined && !(await batchExists(ctx.db.db, opts.batchId))) {
+    throw new UsageError(`no batch ${opts.batchId}`);
   }
   let spooled: { path: string; dir: string } | undefined;
   let path = source;
@@ -74,18 +86,20 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       if (!st.isFile()) throw new UsageError(`cannot read ${source}: not a file`);
     }
     const open = (): Readable => createReadStream(path);
+    await precheckInput(open, format, read);
     await checkLineLimit(path, format, maxLines);
 
     if (opts.strict) {
       const rejected: Rejected[] = [];
       let valid = 0;
-      for await (const r of validated(open(), format, maxLines)) {
+      for await (const r of validated(open(), format, maxLines, read)) {
         if ('reason' in r) {
           if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
         } else valid++;
       }
       if (rejected.length) {
-        report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
+        // One line on stderr (the first reason); --json lists them all on stdout.
+        if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
         throw new UsageError(
           `--strict: ${rejected.length} invalid line${rejected.length === 1 ? '' : 's'} (first: line ${rejected[0]!.line}: ${rejected[0]!.reason}); nothing enqueued`,
         );
@@ -140,7 +154,7 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
     };
 
     try {
-      for await (const r of validated(open(), format, maxLines)) {
+      for await (const r of validated(open(), format, maxLines, read)) {
         if ('reason' in r) {
           rejectedCount++;
           if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
@@ -162,8 +176,12 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       throw e;
     }
     if (!batchReady) {
-      report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
-      throw new UsageError('no usernames in input; nothing enqueued');
+      if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
+      const first = rejected[0];
+      if (!first) throw new UsageError('no usernames in input; nothing enqueued');
+      throw new UsageError(
+        `no usernames in input (${rejectedCount} rejected; first: line ${first.line}: ${first.reason}); nothing enqueued`,
+      );
     }
     await sealBatch(ctx.db.db, batchId, { duplicates, rejected: rejectedCount });
     report(opts, { batchId, accepted, duplicates, rejected, rejectedCount });
@@ -230,8 +248,9 @@ async function* validated(
   stream: Readable,
   format: InputFormat,
   maxLines: number,
+  read: ReadOptions,
 ): AsyncGenerator<{ line: number; username: string } | Rejected> {
-  for await (const e of readEntries(stream, format)) {
+  for await (const e of readEntries(stream, format, read)) {
     if (e.line > maxLines) {
       throw new UsageError(
         `input has more than ${maxLines} lines (the limit); split it or raise --max-lines`,

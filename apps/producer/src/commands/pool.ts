@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import {
   listProxies,
   listSessions,
@@ -25,7 +24,12 @@ import {
   type DecryptedCookies,
   type SecretKey,
 } from '@storycheck/pool';
-import { StoryChecker, checkSessionLocally } from '@storycheck/story-checker';
+import {
+  ALLOW_PRIVATE_HINT,
+  StoryChecker,
+  checkSessionLocally,
+  proxyUrlProblem,
+} from '@storycheck/story-checker';
 import { UsageError, type Context } from '../context.js';
 
 /** Proxy URL schemes we accept. */
@@ -54,36 +58,6 @@ function keys(ctx: Context): SecretKey[] {
   return parseSecretKeys(ctx.config.secretKey);
 }
 
-/** True for loopback, private (RFC 1918, ULA) and link-local addresses and names. */
-export function isPrivateHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.local')) return true;
-  const v = isIP(h);
-  if (v === 4) {
-    const [a, b] = h.split('.').map(Number) as [number, number];
-    return (
-      a === 127 ||
-      a === 10 ||
-      a === 0 ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168) ||
-      (a === 169 && b === 254)
-    );
-  }
-  if (v === 6)
-    return (
-      h === '::1' ||
-      h === '::' ||
-      h.startsWith('fc') ||
-      h.startsWith('fd') ||
-      h.startsWith('fe80') ||
-      h.startsWith('::ffff:127.') ||
-      h.startsWith('::ffff:10.') ||
-      h.startsWith('::ffff:192.168.')
-    );
-  return false;
-}
-
 /** One parsed proxy line. */
 interface ProxyLine {
   label: string;
@@ -106,19 +80,27 @@ export function parseProxyLine(line: string, allowPrivate: boolean): ProxyLine {
   if (!PROXY_SCHEMES.includes(u.protocol))
     throw new Error(`scheme ${u.protocol.replace(':', '')} not supported (http, https, socks)`);
   if (!u.hostname) throw new Error('no host');
-  if (!u.port) throw new Error('no port');
+  // The address first: it is the reason that matters (and `:80`/`:443` are no reason at all).
+  const why = allowPrivate ? null : proxyUrlProblem(u);
+  if (why) throw new Error(`${why} (${ALLOW_PRIVATE_HINT})`);
+  // The parser drops a scheme's default port (`http://h:80` has port ''): read it from the text.
+  const port = u.port || explicitPort(text);
+  if (!port) throw new Error('no port');
   if (u.pathname !== '/' && u.pathname !== '') throw new Error('a proxy URL has no path');
-  if (!allowPrivate && isPrivateHost(u.hostname)) {
-    throw new Error(
-      `${u.hostname} is a loopback/private/link-local address (set ALLOW_PRIVATE_PROXIES=true to allow)`,
-    );
-  }
   const password = u.password ? decodeURIComponent(u.password) : null;
   if (password) registerSecret(password);
   u.password = '';
-  const label = label0 ?? `${u.hostname}:${u.port}`;
+  const label = label0 ?? `${u.hostname.replace(/[^A-Za-z0-9_.-]+/g, '_')}-${port}`;
   if (!LABEL.test(label)) throw new Error(`label "${label}" must be 1–64 of A-Z a-z 0-9 _ . -`);
   return { label, url: u.href.replace(/\/$/, ''), password };
+}
+
+/** The port written in a URL's authority (even the scheme's default), or '' when none is. */
+function explicitPort(text: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*):(\d+)(?:[/?#]|$)/i.exec(
+    text,
+  );
+  return m?.[1] ?? '';
 }
 
 /** Postgres rows → the pool. */
@@ -436,6 +418,7 @@ export async function sessionsCheck(
     baseUrl: ctx.config.igBaseUrl,
     requestTimeoutMs: ctx.config.requestTimeoutMs,
     logger: ctx.logger,
+    allowPrivateProxies: ctx.config.allowPrivateProxies,
   });
   const report: Array<{ label: string; result: string; detail: string | null }> = [];
   try {
