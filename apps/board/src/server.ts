@@ -391,7 +391,13 @@ export async function startBoard(config: Config, deps: { logger: Logger }): Prom
   });
   const poolSnapshot = () => pool.snapshot();
   const traffic = createTraffic(redis, config.prefix);
-  const metrics = new BoardMetrics({ queues: [queue], poolSnapshot });
+  const metrics = new BoardMetrics({
+    queues: [queue],
+    poolSnapshot,
+    redisInfo: () => redis.info('memory'),
+    // Running batches are among the newest; 200 covers any realistic number at once.
+    listBatches: () => listBatches(db.db, 200),
+  });
 
   const app = createBoardApp({
     queues: [queue],

@@ -283,6 +283,19 @@ describe('/metrics on the board', () => {
       expect(r.text).not.toContain(never);
   });
 
+  it("exports Redis memory and the running batches' progress, without batch ids", async () => {
+    const r = await get('/metrics');
+    const s = parsePrometheus(r.text);
+    expect(valueOf(s, 'storycheck_redis_memory_used_bytes', {})).toBeGreaterThan(0);
+    expect(valueOf(s, 'storycheck_redis_maxmemory_bytes', {})).toBeGreaterThanOrEqual(0);
+    // batchId and bigBatchId are running (some items done, some pending).
+    expect(valueOf(s, 'storycheck_batches_running', {})).toBe(2);
+    expect(valueOf(s, 'storycheck_batch_eta_seconds', {})).toBeGreaterThan(0);
+    expect(valueOf(s, 'storycheck_metrics_source_up', { source: 'postgres' })).toBe(1);
+    expect(valueOf(s, 'storycheck_metrics_source_up', { source: 'redis' })).toBe(1);
+    for (const id of [batchId, bigBatchId]) expect(r.text).not.toContain(id);
+  });
+
   it('moves when the pool changes', async () => {
     await pool.markSession('ses1', 'challenge', 'checkpoint_required');
     const s = parsePrometheus((await get('/metrics')).text);

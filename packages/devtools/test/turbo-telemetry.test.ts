@@ -18,7 +18,11 @@ describe('turborepo telemetry is off in the project scripts', () => {
   it('`pnpm run build` on a fresh HOME prints no telemetry notice', () => {
     const home = mkdtempSync(join(tmpdir(), 'sc-turbo-home-'));
     try {
-      const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config') };
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        HOME: home,
+        XDG_CONFIG_HOME: join(home, '.config'),
+      };
       delete env.TURBO_TELEMETRY_DISABLED;
       delete env.DO_NOT_TRACK;
       // --dry-run plans the build without running it: turbo starts, and would print the notice.
