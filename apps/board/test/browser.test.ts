@@ -163,7 +163,7 @@ describeBrowser(`board in a real browser (${CHROMIUM})`, () => {
         '--no-first-run',
       ],
     });
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -317,5 +317,5 @@ describeBrowser(`board in a real browser (${CHROMIUM})`, () => {
     } finally {
       await context.close();
     }
-  });
+  }, 180_000);
 });
