@@ -255,28 +255,16 @@ async function* validated(
   }
 }
 
-/** The `enqueue --json` object (CONTRACT.md); `rejectedTotal` only when the list is cut. */
-function enqueueJson(r: EnqueueCounts): Record<string, unknown> {
-  const rejectedCount = r.rejectedCount ?? r.rejected.length;
-  const out: Record<string, unknown> = {
-    batchId: r.batchId,
-    accepted: r.accepted,
-    duplicates: r.duplicates,
-    rejected: r.rejected,
-  };
-  if (rejectedCount > r.rejected.length) out.rejectedTotal = rejectedCount;
-  return out;
-}
-
-interface EnqueueCounts {
-  batchId: string | null;
-  accepted: number;
-  duplicates: number;
-  rejected: Rejected[];
-  rejectedCount?: number;
-}
-
-function report(opts: EnqueueOptions, r: EnqueueCounts): void {
+function report(
+  opts: EnqueueOptions,
+  r: {
+    batchId: string | null;
+    accepted: number;
+    duplicates: number;
+    rejected: Rejected[];
+    rejectedCount?: number;
+  },
+): void {
   const rejectedCount = r.rejectedCount ?? r.rejected.length;
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(enqueueJson(r))}\n`);
@@ -296,4 +284,17 @@ function report(opts: EnqueueOptions, r: EnqueueCounts): void {
       `batch ${r.batchId}: ${r.accepted} accepted, ${r.duplicates} duplicate${r.duplicates === 1 ? '' : 's'}, ${rejectedCount} rejected\n`,
     );
   }
+}
+
+/** The `enqueue --json` object (CONTRACT.md); `rejectedTotal` only when the list is cut. */
+function enqueueJson(r: Parameters<typeof report>[1]): Record<string, unknown> {
+  const rejectedCount = r.rejectedCount ?? r.rejected.length;
+  const out: Record<string, unknown> = {
+    batchId: r.batchId,
+    accepted: r.accepted,
+    duplicates: r.duplicates,
+    rejected: r.rejected,
+  };
+  if (rejectedCount > r.rejected.length) out.rejectedTotal = rejectedCount;
+  return out;
 }
