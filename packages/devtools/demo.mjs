@@ -96,7 +96,7 @@ async function waitForLine(child, pattern, what, timeoutMs = 20_000) {
 try {
   bootstrap();
   const simPort = await freePort();
-  const boardPort = (await portAnswers(3000)) ? await freePort() : 3000;
+  const boardPort = process.env.BOARD_PORT ?? ((await portAnswers(3000)) ? await freePort() : 3000);
   // A throw-away password for this local demo, printed so you can log in; an operator's own
   // BOARD_PASSWORD is used but never printed.
   if (process.env.BOARD_PASSWORD) process.env.BOARD_PASSWORD_GIVEN = '1';
