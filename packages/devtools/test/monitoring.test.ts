@@ -10,7 +10,7 @@
  * promtool checks are skipped with that message, the metric-name check still runs.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -238,6 +238,45 @@ describe('deploy/monitoring', () => {
         status: 0,
         out: expect.stringContaining('SUCCESS'),
       });
+    },
+  );
+
+  const HAS_COMPOSE = spawnSync('docker-compose', ['version', '--short']).status === 0;
+  (HAS_COMPOSE ? it : it.skip)(
+    'docker-compose: profile monitoring starts Prometheus and Grafana, provisioned from deploy/monitoring/',
+    () => {
+      const env = join(tmp, 'compose.env');
+      writeFileSync(env, 'REDIS_PASSWORD=r\nPOSTGRES_PASSWORD=p\nBOARD_PASSWORD=b\n');
+      const r = spawnSync(
+        'docker-compose',
+        ['--env-file', env, '-f', 'docker-compose.yml', '--profile', 'monitoring', 'config'],
+        { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: tmp } },
+      );
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+      const services = (
+        parseYaml(r.stdout) as {
+          services: Record<string, { profiles?: string[]; volumes?: unknown[] }>;
+        }
+      ).services;
+      for (const [name, mounts] of [
+        ['prometheus', ['prometheus.yml', 'alerts.yml']],
+        ['grafana', ['grafana/provisioning', 'grafana/dashboards']],
+      ] as const) {
+        const s = services[name];
+        expect({ name, profiles: s?.profiles }).toEqual({ name, profiles: ['monitoring'] });
+        // Every file it mounts from deploy/monitoring/ exists.
+        const sources = (s?.volumes ?? []).map((v) =>
+          typeof v === 'string' ? v.split(':')[0]! : String((v as { source: string }).source),
+        );
+        for (const m of mounts) {
+          const src = sources.find((x) => x.endsWith(`deploy/monitoring/${m}`));
+          expect({ name, m, src: src !== undefined && existsSync(src) }).toEqual({
+            name,
+            m,
+            src: true,
+          });
+        }
+      }
     },
   );
 
