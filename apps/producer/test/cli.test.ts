@@ -169,7 +169,7 @@ describe('storycheck enqueue', () => {
     const dbh = openDb(tdb.url, { max: 1 });
     try {
       let batchId: string | undefined;
-      for (let i = 0; i < 600 && !batchId; i++) {
+      for (let i = 0; i < 1_500 && !batchId; i++) {
         const r = await client.query('SELECT id FROM batches WHERE name = $1 AND sealed', [name]);
         batchId = r.rows[0]?.id;
         if (!batchId) await new Promise((res) => setTimeout(res, 100));
@@ -196,7 +196,7 @@ describe('storycheck enqueue', () => {
       await p.kill();
       await dbh.close();
     }
-  });
+  }, 240_000);
 
   it('answers every bad line of a messy file with its line number and reason', async () => {
     const lines = [
