@@ -362,7 +362,7 @@ describe('deploy/monitoring', () => {
             return res?.ok ? await res.text() : undefined;
           },
           `metrics at ${url}`,
-          60_000,
+          150_000,
           250,
         );
       const auth = `Basic ${Buffer.from('admin:monitoring-test').toString('base64')}`;
@@ -371,7 +371,7 @@ describe('deploy/monitoring', () => {
         scrape(`http://127.0.0.1:${boardPort}/metrics`, { authorization: auth }),
       ]);
       names = new Set([...exported(w as string), ...exported(b as string)]);
-    }, 120_000);
+    }, 240_000);
 
     afterAll(async () => {
       await Promise.all(procs.map((p) => p.kill()));
