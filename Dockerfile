@@ -20,7 +20,7 @@ COPY pnpm-lock.yaml pnpm-workspace.yaml ./
 RUN pnpm fetch
 COPY . .
 RUN pnpm install --frozen-lockfile --prefer-offline \
- && pnpm exec turbo run build --output-logs=errors-only
+ && TURBO_TELEMETRY_DISABLED=1 pnpm exec turbo run build --output-logs=errors-only
 # `pnpm deploy --prod` writes each app with its `dependencies` only (no devDependencies) into its
 # own node_modules; workspace packages are copied in with their dist/ (and db's drizzle/ SQL
 # migrations). Of each app only dist/, node_modules/ and package.json are kept, plus the bundled

@@ -28,7 +28,7 @@ import {
   replaceResultsSection,
   resultRows,
 } from './bench-report.mjs';
-import { ROOT, ensurePnpm } from './lib.mjs';
+import { ROOT, ensurePnpm, turboEnv } from './lib.mjs';
 
 const USAGE = 'usage: pnpm bench [--quick] [--only id,id] [--runs N] [--write-docs]';
 const args = process.argv.slice(2);
@@ -169,6 +169,7 @@ const build = spawnSync(
   {
     cwd: ROOT,
     stdio: 'inherit',
+    env: turboEnv(),
   },
 );
 if (build.status !== 0) {

@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { migrate } from '@storycheck/db';
+import { migrate, openDb, recordResult } from '@storycheck/db';
 import {
   TEST_REDIS_URL,
   createTestDatabase,
   createTestPrefix,
   runNode,
+  spawnNode,
   type TestDatabase,
   type TestPrefix,
 } from '@storycheck/testkit';
@@ -159,6 +160,43 @@ describe('storycheck enqueue', () => {
       'finishedAt',
     ]);
   });
+
+  it('--wait --json prints ONE object: the final status with the enqueue counts', async () => {
+    const name = `wait-json-${Date.now()}`;
+    const p = spawnNode(CLI, ['enqueue', '-', '--wait', '--json', '--name', name], env);
+    p.child.stdin!.end('w1\nw2\nw1\nbad name\n');
+    // Play the worker: once the batch is sealed, record a result for each of its items.
+    const dbh = openDb(tdb.url, { max: 1 });
+    try {
+      let batchId: string | undefined;
+      for (let i = 0; i < 1_500 && !batchId; i++) {
+        const r = await client.query('SELECT id FROM batches WHERE name = $1 AND sealed', [name]);
+        batchId = r.rows[0]?.id;
+        if (!batchId) await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(batchId).toBeDefined();
+      await recordResult(dbh.db, batchId!, 'w1', { status: 'none', attempts: 1 });
+      await recordResult(dbh.db, batchId!, 'w2', { status: 'active', attempts: 1, storyCount: 2 });
+      expect(await p.exited).toBe(0);
+      const lines = p.stdout().trim().split('\n');
+      expect(lines).toHaveLength(1);
+      const out = JSON.parse(lines[0]!);
+      expect(out).toMatchObject({
+        batchId,
+        name,
+        state: 'completed',
+        total: 2,
+        done: 2,
+        counts: { active: 1, none: 1 },
+        accepted: 2,
+        duplicates: 1,
+        rejected: [{ line: 4, input: 'bad name' }],
+      });
+    } finally {
+      await p.kill();
+      await dbh.close();
+    }
+  }, 240_000);
 
   it('answers every bad line of a messy file with its line number and reason', async () => {
     const lines = [

@@ -10,6 +10,7 @@ import {
 } from '@storycheck/db';
 import type { Logger } from '@storycheck/logger';
 import {
+  createTraffic,
   decryptSessionCookies,
   openPool,
   parseSecretKeys,
@@ -18,6 +19,7 @@ import {
   type Lease,
   type Pool,
   type SecretKey,
+  type Traffic,
 } from '@storycheck/pool';
 import {
   ProxyError,
@@ -91,12 +93,15 @@ export class Fleet {
   private timer: NodeJS.Timeout | undefined;
   private usable = true;
   private ring: SecretKey[] | null;
+  /** Requests and throttles per proxy in 10 s buckets, for the board's pool page. */
+  private readonly traffic: Traffic;
 
   private constructor(
     private readonly opts: FleetOptions,
     readonly pool: Pool,
   ) {
     this.ring = opts.config.secretKey ? parseSecretKeys(opts.config.secretKey) : null;
+    this.traffic = createTraffic(opts.redis, opts.config.prefix);
   }
 
   /** Loads the store, syncs the pool and starts the periodic refresh + mirror. */
@@ -192,7 +197,10 @@ export class Fleet {
    * NoSessionError when no session is usable at all.
    */
   async withLease<T>(signal: AbortSignal, fn: (c: Credentials) => Promise<T>): Promise<T> {
-    if (this.anonymous) return fn({ sessionLabel: null, proxyLabel: null });
+    if (this.anonymous) {
+      this.traffic.request(null);
+      return fn({ sessionLabel: null, proxyLabel: null });
+    }
     const maxWait = this.opts.maxInProcessWaitMs ?? 2_000;
     let lastError: unknown;
     const asked = Date.now();
@@ -222,6 +230,7 @@ export class Fleet {
         continue;
       }
       tries++;
+      this.traffic.request(lease.proxyId);
       try {
         const v = await fn(creds);
         await this.pool.reportSuccess(lease);
@@ -238,6 +247,7 @@ export class Fleet {
   private async report(lease: Lease, e: unknown): Promise<boolean> {
     const log = this.opts.logger;
     if (e instanceof ThrottledError) {
+      this.traffic.throttled(lease.proxyId);
       // Several sessions of one proxy throttled within a minute: the IP is the pattern.
       const now = Date.now();
       const last = lease.proxyId ? this.throttledAtByProxy.get(lease.proxyId) : undefined;

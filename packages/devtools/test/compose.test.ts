@@ -50,6 +50,8 @@ import {
 
 /** Services that run our image (the others are stock redis/postgres images). */
 const OURS = ['migrate', 'worker', 'board', 'producer', 'sim', 'demo'];
+/** Stock images of the `monitoring` profile (deploy/monitoring/, checked in monitoring.test.ts). */
+const MONITORING = ['prometheus', 'grafana'];
 const FINAL = new Set(['active', 'none', 'private', 'not_found', 'failed']);
 
 let tdb: TestDatabase;
@@ -158,7 +160,7 @@ describe('docker-compose.yml validates', () => {
 
   it('structure: services, scaling, Redis settings, ordering by health, profiles', () => {
     const names = Object.keys(compose.services);
-    expect(names.sort()).toEqual([...OURS, 'postgres', 'redis'].sort());
+    expect(names.sort()).toEqual([...OURS, ...MONITORING, 'postgres', 'redis'].sort());
 
     // Every storycheck service runs the one image built from the Dockerfile.
     const images = new Set(OURS.map((n) => svc(n).image));
@@ -224,6 +226,8 @@ describe('docker-compose.yml validates', () => {
     expect(svc('producer').profiles).toEqual(['tools']);
     expect(svc('sim').profiles).toEqual(['demo']);
     expect(svc('demo').profiles).toEqual(['demo']);
+    // Prometheus and Grafana (deploy/monitoring/) only under `monitoring`.
+    for (const n of MONITORING) expect({ n, p: svc(n).profiles }).toEqual({ n, p: ['monitoring'] });
     for (const n of ['redis', 'postgres', 'migrate', 'worker', 'board']) {
       expect({ n, profiles: svc(n).profiles }).toEqual({ n, profiles: undefined });
     }

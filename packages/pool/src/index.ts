@@ -46,3 +46,11 @@ export {
   type StoredProxy,
   type StoredSession,
 } from './fleet.js';
+export {
+  createTraffic,
+  DIRECT,
+  TRAFFIC_BUCKET_MS,
+  TRAFFIC_TTL_S,
+  type Traffic,
+  type TrafficBucket,
+} from './traffic.js';

@@ -184,8 +184,15 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       );
     }
     await sealBatch(ctx.db.db, batchId, { duplicates, rejected: rejectedCount });
-    report(opts, { batchId, accepted, duplicates, rejected, rejectedCount });
-    if (opts.wait) await waitForBatch(ctx, batchId, { json: opts.json ?? false });
+    const counts = { batchId, accepted, duplicates, rejected, rejectedCount };
+    // --wait --json prints ONE object: the final status with the enqueue counts merged in.
+    if (opts.wait && opts.json) {
+      process.stderr.write(`batch ${batchId}: ${accepted} accepted; waiting for it to finish\n`);
+      await waitForBatch(ctx, batchId, { json: true, merge: enqueueJson(counts) });
+      return;
+    }
+    report(opts, counts);
+    if (opts.wait) await waitForBatch(ctx, batchId, { json: false });
   } finally {
     if (spooled) await rm(spooled.dir, { recursive: true, force: true });
   }
@@ -279,14 +286,7 @@ function report(
 ): void {
   const rejectedCount = r.rejectedCount ?? r.rejected.length;
   if (opts.json) {
-    const out: Record<string, unknown> = {
-      batchId: r.batchId,
-      accepted: r.accepted,
-      duplicates: r.duplicates,
-      rejected: r.rejected,
-    };
-    if (rejectedCount > r.rejected.length) out.rejectedTotal = rejectedCount;
-    process.stdout.write(`${JSON.stringify(out)}\n`);
+    process.stdout.write(`${JSON.stringify(enqueueJson(r))}\n`);
     return;
   }
   const lines = r.rejected
@@ -303,4 +303,17 @@ function report(
       `batch ${r.batchId}: ${r.accepted} accepted, ${r.duplicates} duplicate${r.duplicates === 1 ? '' : 's'}, ${rejectedCount} rejected\n`,
     );
   }
+}
+
+/** The `enqueue --json` object (CONTRACT.md); `rejectedTotal` only when the list is cut. */
+function enqueueJson(r: Parameters<typeof report>[1]): Record<string, unknown> {
+  const rejectedCount = r.rejectedCount ?? r.rejected.length;
+  const out: Record<string, unknown> = {
+    batchId: r.batchId,
+    accepted: r.accepted,
+    duplicates: r.duplicates,
+    rejected: r.rejected,
+  };
+  if (rejectedCount > r.rejected.length) out.rejectedTotal = rejectedCount;
+  return out;
 }

@@ -55,7 +55,13 @@ export async function status(
 export async function waitForBatch(
   ctx: Context,
   batchId: string,
-  opts: { json: boolean; pollMs?: number; plainEveryMs?: number },
+  opts: {
+    json: boolean;
+    pollMs?: number;
+    plainEveryMs?: number;
+    /** Extra keys added to the final JSON object (enqueue --wait --json: its counts). */
+    merge?: Record<string, unknown>;
+  },
 ): Promise<BatchStatus> {
   const pollMs = opts.pollMs ?? 500;
   const plainEveryMs = opts.plainEveryMs ?? 5_000;
@@ -102,7 +108,9 @@ export async function waitForBatch(
   } finally {
     bar?.stop();
   }
-  process.stdout.write(opts.json ? `${JSON.stringify(statusJson(s))}\n` : `${statusLine(s)}\n`);
+  process.stdout.write(
+    opts.json ? `${JSON.stringify({ ...statusJson(s), ...opts.merge })}\n` : `${statusLine(s)}\n`,
+  );
   return s;
 }
 
