@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import { migrate } from '@storycheck/db';
+import { queuePrefix } from '@storycheck/queue';
 import {
   TEST_REDIS_URL,
   createTestDatabase,
@@ -36,7 +37,7 @@ beforeAll(async () => {
   };
   dir = await mkdtemp(join(tmpdir(), 'sc-cli-'));
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue('story-check', { connection: redis, prefix: tp.prefix });
+  queue = new Queue('story-check', { connection: redis, prefix: queuePrefix(tp.prefix) });
   client = new pg.Client({ connectionString: tdb.url });
   await client.connect();
 });

@@ -13,6 +13,7 @@ import {
   STORY_CHECK_QUEUE,
   createRedis,
   openCheckQueue,
+  queuePrefix,
   parseCheckPayload,
   type CheckPayload,
 } from '@storycheck/queue';
@@ -302,7 +303,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     processJob as (job: Job<CheckPayload>, token?: string) => Promise<{ status: string }>,
     {
       connection,
-      prefix: config.prefix,
+      prefix: queuePrefix(config.prefix),
       name,
       concurrency: config.workerConcurrency,
       // A killed worker's jobs come back after the lock expires; counting such stalls would turn
