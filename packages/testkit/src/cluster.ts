@@ -186,9 +186,16 @@ export async function startRedisCluster(
     url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
     processes,
     async primaryPort(key = '') {
-      const slot = Number(
-        /:(\d+)/.exec(await rawCommand(ports[0]!, ['CLUSTER', 'KEYSLOT', key]))?.[1],
-      );
+      // Ask any node that answers (one of them may be the primary a test just killed).
+      let slot = -1;
+      for (const p of ports) {
+        try {
+          slot = Number(/:(\d+)/.exec(await rawCommand(p, ['CLUSTER', 'KEYSLOT', key]))?.[1]);
+          break;
+        } catch {
+          continue;
+        }
+      }
       for (const p of ports) {
         let nodes: string;
         try {
