@@ -232,7 +232,7 @@ describe('storycheck enqueue', () => {
     const badEnv = await cli(['status', 'x'], undefined, { REDIS_URL: 'nonsense' });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toBe(
-      'storycheck: invalid REDIS_URL: must be a URL with scheme redis or rediss\n',
+      'storycheck: invalid REDIS_URL: must be a URL with scheme redis, rediss, redis+cluster or redis+sentinel (rediss+… for TLS)\n',
     );
   });
 

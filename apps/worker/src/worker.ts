@@ -11,6 +11,7 @@ import {
 } from '@storycheck/db';
 import {
   STORY_CHECK_QUEUE,
+  checkRedisKind,
   createRedis,
   openCheckQueue,
   queuePrefix,
@@ -84,6 +85,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     name: `${name}:state`,
     autoPipelining: true,
     onError: (e) => logger.warn('redis connection error', { error: e.message }),
+  });
+  // A redis:// URL that reaches a Cluster node would fail key by key: refuse it now, clearly.
+  await checkRedisKind(connection, config.redisUrl).catch((e: unknown) => {
+    connection.disconnect();
+    state.disconnect();
+    void db.close();
+    throw e;
   });
   const queue = openCheckQueue(connection, config.prefix);
   queue.on('error', () => undefined);

@@ -2,12 +2,20 @@ import { Caches, SingleFlight } from '@storycheck/cache';
 import { createPool, type Pool } from '@storycheck/pool';
 import {
   CHECK_JOB,
+  checkRedisKind,
   createRedis,
   openCheckQueue,
   redisNodes,
   type CheckQueue,
 } from '@storycheck/queue';
-import { startRedisCluster, uniqueId, type PrivateRedisSetup } from '@storycheck/testkit';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  TEST_REDIS_URL,
+  startRedisCluster,
+  uniqueId,
+  type PrivateRedisSetup,
+} from '@storycheck/testkit';
 import type { Redis } from 'ioredis';
 
 /**
@@ -143,5 +151,35 @@ describe('pool and queue on a Redis Cluster', () => {
       })),
     );
     expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 3 });
+  });
+});
+
+describe('a REDIS_URL that cannot work', () => {
+  it('redis:// naming one node of a Cluster is refused at start with a clear line', async () => {
+    const node = `redis://127.0.0.1:${[...cluster.processes.keys()][0]}`;
+    const one = createRedis(node);
+    await expect(checkRedisKind(one, node)).rejects.toThrow(
+      /REDIS_URL names one node of a Redis Cluster: list its nodes as redis\+cluster:\/\//,
+    );
+    one.disconnect();
+    // The shared single node passes.
+    const single = createRedis(TEST_REDIS_URL);
+    await expect(checkRedisKind(single, TEST_REDIS_URL)).resolves.toBeUndefined();
+    single.disconnect();
+    // The worker itself stops with that line and exit code 1.
+    const worker = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+    const r = spawnSync(process.execPath, [worker], {
+      env: {
+        ...process.env,
+        REDIS_URL: node,
+        STORYCHECK_PREFIX: prefix,
+        DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
+        LOG_LEVEL: 'error',
+      },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/REDIS_URL names one node of a Redis Cluster/);
   });
 });

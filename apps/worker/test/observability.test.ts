@@ -498,7 +498,7 @@ describe('watchdog', () => {
       async () => {
         await sleep(150);
       },
-      { connection: conn, prefix, concurrency: 1 },
+      { connection: conn, prefix: queuePrefix(prefix), concurrency: 1 },
     );
     // The wiring the worker process uses: taking or finishing a job is movement.
     worker.on('active', () => dog?.touch());

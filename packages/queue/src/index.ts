@@ -5,6 +5,7 @@ import { queuePrefix } from './redis.js';
 
 export * from './catalog.js';
 export {
+  checkRedisKind,
   createRedis,
   isCluster,
   queuePrefix,

@@ -108,9 +108,27 @@ export function createRedis(url: string, opts: CreateRedisOptions = {}): Redis {
     const now = Date.now();
     if (now - lastLoggedMs < 5_000) return;
     lastLoggedMs = now;
-    opts.onError?.(err);
+    // A Cluster client's "Failed to refresh slots cache" hides the node's own answer (e.g.
+    // "cluster support disabled": REDIS_URL says redis+cluster:// for a plain node).
+    const cause = (err as Error & { lastNodeError?: Error }).lastNodeError;
+    opts.onError?.(cause ? new Error(`${err.message} (${cause.message})`) : err);
   });
   return redis;
+}
+
+/**
+ * Refuses, at start, a REDIS_URL that cannot work with the Redis it reaches: `redis://` or
+ * `redis+sentinel://` pointing at a node of a Redis Cluster, which would answer MOVED for
+ * every key of another node's slots. (The opposite, `redis+cluster://` for a plain node, never
+ * gets ready; its errors say "cluster support disabled".) Waits for the connection.
+ */
+export async function checkRedisKind(redis: Redis, url: string): Promise<void> {
+  if (parseRedisUrl(url).kind === 'cluster') return;
+  const info = await redis.info('cluster');
+  if (/^cluster_enabled:1/m.test(info))
+    throw new Error(
+      'REDIS_URL names one node of a Redis Cluster: list its nodes as redis+cluster://host:port,host:port (docs/deploy.md)',
+    );
 }
 
 /** True when `redis` is an ioredis Cluster client (REDIS_URL redis+cluster://). */
