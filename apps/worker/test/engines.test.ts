@@ -180,6 +180,12 @@ describe.each(['single', 'cluster', 'sentinel'] as const)('on %s Redis', (engine
       for (const w of workers) expect(w.child.exitCode).toBeNull();
       await expectExact(batchId, names);
       expect(throttled() - before).toBeLessThanOrEqual(LOST_WRITE_THROTTLES);
+      // The CLI, a new process, finds the new primary by itself (cache stats reads Redis; on a
+      // Cluster it scans every primary of the new topology).
+      const st = await h.cli(['cache', 'stats', '--json']);
+      expect(st.stderr).toBe('');
+      expect(st.code).toBe(0);
+      expect(JSON.parse(st.stdout).userIds.entries).toBeGreaterThan(0);
     }, 360_000);
   }
 });
