@@ -99,6 +99,13 @@ const BENCHES = [
     why: 'median of 3 triples (bare, cold, warm) inside the script',
   },
   { id: 'scaling', dir: 'apps/worker', argv: ['bench/scaling.mjs'], runs: 3 },
+  {
+    id: 'capacity',
+    dir: 'apps/worker',
+    argv: ['bench/capacity.mjs'],
+    runs: 1,
+    why: 'Redis counters per check, not timings: one run',
+  },
 ];
 
 /** The child running now, so a SIGINT/SIGTERM (a CI timeout) stops it and its workers too. */

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import { migrate, openDb, recordResult } from '@storycheck/db';
+import { queuePrefix } from '@storycheck/queue';
 import {
   TEST_REDIS_URL,
   createTestDatabase,
@@ -37,7 +38,7 @@ beforeAll(async () => {
   };
   dir = await mkdtemp(join(tmpdir(), 'sc-cli-'));
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue('story-check', { connection: redis, prefix: tp.prefix });
+  queue = new Queue('story-check', { connection: redis, prefix: queuePrefix(tp.prefix) });
   client = new pg.Client({ connectionString: tdb.url });
   await client.connect();
 });
@@ -269,7 +270,7 @@ describe('storycheck enqueue', () => {
     const badEnv = await cli(['status', 'x'], undefined, { REDIS_URL: 'nonsense' });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toBe(
-      'storycheck: invalid REDIS_URL: must be a URL with scheme redis or rediss\n',
+      'storycheck: invalid REDIS_URL: must be a URL with scheme redis, rediss, redis+cluster or redis+sentinel (rediss+… for TLS)\n',
     );
   });
 

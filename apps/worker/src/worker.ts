@@ -11,8 +11,10 @@ import {
 } from '@storycheck/db';
 import {
   STORY_CHECK_QUEUE,
+  checkRedisKind,
   createRedis,
   openCheckQueue,
+  queuePrefix,
   parseCheckPayload,
   type CheckPayload,
 } from '@storycheck/queue';
@@ -83,6 +85,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     name: `${name}:state`,
     autoPipelining: true,
     onError: (e) => logger.warn('redis connection error', { error: e.message }),
+  });
+  // A redis:// URL that reaches a Cluster node would fail key by key: refuse it now, clearly.
+  await checkRedisKind(connection, config.redisUrl).catch((e: unknown) => {
+    connection.disconnect();
+    state.disconnect();
+    void db.close();
+    throw e;
   });
   const queue = openCheckQueue(connection, config.prefix);
   queue.on('error', () => undefined);
@@ -303,7 +312,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     processJob as (job: Job<CheckPayload>, token?: string) => Promise<{ status: string }>,
     {
       connection,
-      prefix: config.prefix,
+      prefix: queuePrefix(config.prefix),
       name,
       concurrency: config.workerConcurrency,
       // A killed worker's jobs come back after the lock expires; counting such stalls would turn

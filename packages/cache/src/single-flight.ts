@@ -102,7 +102,7 @@ export class SingleFlight<T> {
         await r
           .storycheckFlightPublish(
             lockKey,
-            this.keys.flightResult(token),
+            this.keys.flightResult(key, token),
             token,
             this.opts.encode(value),
             Math.max(this.waitMs, 5_000),
@@ -118,7 +118,7 @@ export class SingleFlight<T> {
       if (!leader) continue; // released in between: try to lead again
       while (Date.now() < deadline) {
         if (signal?.aborted) throw signal.reason;
-        const answer = await this.redis.get(this.keys.flightResult(leader));
+        const answer = await this.redis.get(this.keys.flightResult(key, leader));
         if (answer !== null) {
           const value = this.opts.decode(answer);
           if (value !== null) return { value, shared: true };
@@ -126,7 +126,7 @@ export class SingleFlight<T> {
         if ((await this.redis.get(lockKey)) !== leader) break; // leader finished or failed
         await new Promise((r) => setTimeout(r, this.pollMs));
       }
-      const answer = await this.redis.get(this.keys.flightResult(leader));
+      const answer = await this.redis.get(this.keys.flightResult(key, leader));
       const value = answer === null ? null : this.opts.decode(answer);
       if (value !== null) return { value, shared: true };
       if (Date.now() >= deadline) return { value: await fn(), shared: false }; // bounded wait

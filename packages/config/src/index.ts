@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { parseDurationMs, parseRate, type Rate } from './units.js';
+import { clusterPrefixProblem, parseRedisUrl } from './redis.js';
 
 export { parseDurationMs, parseRate, formatRate, type Rate } from './units.js';
+export {
+  parseRedisUrl,
+  slotTag,
+  clusterPrefixProblem,
+  type RedisTarget,
+  type RedisHostPort,
+} from './redis.js';
 
 /**
  * Thrown by {@link loadConfig} when a variable has a bad value. Its message is one line that
@@ -55,8 +63,20 @@ const rate = z.string().transform((v, ctx): Rate => {
  * default. Names are the environment names so a failing variable is reported as written.
  */
 const envSchema = z.object({
-  /** Redis for queues, limiter and caches. */
-  REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
+  /**
+   * Redis for queues, limiter and caches: one node (redis://), a Redis Cluster
+   * (redis+cluster://host:port,host:port) or Sentinel (redis+sentinel://host:port,…/name).
+   */
+  REDIS_URL: z
+    .string()
+    .superRefine((v, ctx) => {
+      try {
+        parseRedisUrl(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    })
+    .default('redis://127.0.0.1:6379'),
   /** Postgres, the source of truth; `db migrate` creates the database if missing. */
   DATABASE_URL: url(['postgres', 'postgresql']).default(
     'postgres://postgres@127.0.0.1:5432/storycheck',
@@ -212,6 +232,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(variable, issue.message);
   }
   const e = parsed.data;
+  if (parseRedisUrl(e.REDIS_URL).kind === 'cluster') {
+    const problem = clusterPrefixProblem(e.STORYCHECK_PREFIX);
+    if (problem) throw new ConfigError('STORYCHECK_PREFIX', problem);
+  }
   if (e.THROTTLE_BACKOFF_BASE < 1)
     throw new ConfigError('THROTTLE_BACKOFF_BASE', 'must be at least 1ms');
   if (e.THROTTLE_BACKOFF_CAP < e.THROTTLE_BACKOFF_BASE)

@@ -151,3 +151,10 @@ export async function runNode(
 }
 export { parsePrometheus, valueOf, type Sample } from './prom-text.js';
 export { startPrivateRedis, freePort, type PrivateRedis } from './private-redis.js';
+export {
+  startRedisCluster,
+  startRedisSentinel,
+  rawCommand,
+  type PrivateRedisSetup,
+  type RedisProcess,
+} from './cluster.js';
