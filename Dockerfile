@@ -23,16 +23,19 @@ RUN pnpm install --frozen-lockfile --prefer-offline \
  && pnpm exec turbo run build --output-logs=errors-only
 # `pnpm deploy --prod` writes each app with its `dependencies` only (no devDependencies) into its
 # own node_modules; workspace packages are copied in with their dist/ (and db's drizzle/ SQL
-# migrations). Of each app only dist/, node_modules/ and package.json are kept (no source maps,
-# ours or the dependencies'), plus the bundled
+# migrations). Of each app only dist/, node_modules/ and package.json are kept, plus the bundled
 # demo sample (names of the simulator's default world) for the compose `demo` service. `deploy`
 # may read registry metadata that `fetch` does not keep, hence --prefer-offline, not --offline.
+# Dropped as well: source maps (ours and the dependencies'), and typescript and @types/*, which
+# the lockfile resolves as optional peers of production dependencies (valibot under
+# @bull-board/ui, drizzle-orm) but nothing loads at run time (~25 MB).
 RUN for app in producer worker board upstream-sim; do \
       pnpm --filter "@storycheck/$app" deploy --prod --prefer-offline "/prod/apps/$app" || exit 1; \
     done \
  && find /prod/apps/*/ -mindepth 1 -maxdepth 1 \
       ! -name dist ! -name node_modules ! -name package.json -exec rm -rf {} + \
  && find /prod -name '*.map' -type f -delete \
+ && rm -rf /prod/apps/*/node_modules/.pnpm/typescript@* /prod/apps/*/node_modules/.pnpm/@types+* \
  && chmod 0755 /prod/apps/*/dist/main.js \
  && mkdir -p /prod/packages/devtools/samples \
  && cp packages/devtools/samples/demo-200.txt /prod/packages/devtools/samples/
@@ -62,4 +65,4 @@ CMD ["node", "--max-old-space-size=128", "--max-semi-space-size=8", "apps/worker
 # Redis (REDIS_URL) answers PING. One script per service, arguments without spaces: podman's
 # Docker API splits exec-form healthcheck arguments on spaces. The same check is the compose
 # worker's healthcheck; the board and the simulator have their own script.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 CMD ["node", "apps/worker/dist/healthcheck.js"]
+HEALTHCHECK --interval=30s --timeout=15s --start-period=15s --retries=3 CMD ["node", "apps/worker/dist/healthcheck.js"]

@@ -6,6 +6,12 @@
  * engines (podman's Docker API) split exec-form healthcheck arguments on spaces.
  */
 
+/** Why a request failed, without its message: fetch's cause code (ECONNREFUSED…) or the name. */
+function reason(e: unknown): string {
+  const code = (e as { cause?: { code?: unknown } }).cause?.code;
+  return typeof code === 'string' ? code : ((e as Error).name ?? 'error');
+}
+
 /** How long the request may take before it counts as failed (ms). */
 const TIMEOUT_MS = 4_000;
 
@@ -16,7 +22,7 @@ fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) }).then(
     process.exit(res.status === 200 ? 0 : 1);
   },
   (e: unknown) => {
-    process.stdout.write(`unhealthy (${(e as Error).name ?? 'error'})\n`);
+    process.stdout.write(`unhealthy (${reason(e)})\n`);
     process.exit(1);
   },
 );

@@ -14,6 +14,12 @@
 import net from 'node:net';
 import tls from 'node:tls';
 
+/** Why a request failed, without its message: fetch's cause code (ECONNREFUSED…) or the name. */
+function reason(e: unknown): string {
+  const code = (e as { cause?: { code?: unknown } }).cause?.code;
+  return typeof code === 'string' ? code : ((e as Error).name ?? 'error');
+}
+
 /** How long either check may take before it counts as failed (ms). */
 const TIMEOUT_MS = 4_000;
 
@@ -67,8 +73,8 @@ check.then(
     process.exit(ok ? 0 : 1);
   },
   (e: unknown) => {
-    // The error's name only: a message could quote the URL (and with it the password).
-    process.stdout.write(`unhealthy (${(e as Error).name ?? 'error'})\n`);
+    // The error's code or name only: a message could quote the URL (and with it the password).
+    process.stdout.write(`unhealthy (${reason(e)})\n`);
     process.exit(1);
   },
 );
