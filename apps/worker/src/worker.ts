@@ -278,21 +278,30 @@ async function startWorkerOn(
    * database than the producer's can never record a result: it must not spend upstream budget.
    * Known batches are remembered; an unknown one is looked up again at most every 10 s.
    */
+  const lookingUp = new Map<string, Promise<boolean>>();
   const batchKnown = async (batchId: string): Promise<boolean> => {
     if (startedBatches.has(batchId)) return true;
     const seen = unknownBatches.get(batchId);
     if (seen !== undefined && Date.now() - seen < 10_000) return false;
-    const found = (await getBatchStatus(db.db, batchId)) !== null;
-    if (found) unknownBatches.delete(batchId);
-    else {
-      if (seen === undefined)
-        logger.error(
-          `batch ${batchId} not in this database (DATABASE_URL points elsewhere?); its jobs are put back, no upstream request is made`,
-          { batchId },
-        );
-      unknownBatches.set(batchId, Date.now());
+    // Concurrent jobs of one batch share one lookup (and one log line).
+    let p = lookingUp.get(batchId);
+    if (!p) {
+      p = (async () => {
+        const found = (await getBatchStatus(db.db, batchId)) !== null;
+        if (found) unknownBatches.delete(batchId);
+        else {
+          if (seen === undefined)
+            logger.error(
+              `batch ${batchId} not in this database (DATABASE_URL points elsewhere?); its jobs are put back, no upstream request is made`,
+              { batchId },
+            );
+          unknownBatches.set(batchId, Date.now());
+        }
+        return found;
+      })().finally(() => lookingUp.delete(batchId));
+      lookingUp.set(batchId, p);
     }
-    return found;
+    return p;
   };
 
   const processJob = async (job: Job<unknown>, token?: string): Promise<{ status: string }> => {
