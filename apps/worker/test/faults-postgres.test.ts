@@ -29,7 +29,6 @@ let pgp: PrivatePostgres;
 let sim: SimServer;
 let tp: TestPrefix;
 let url: string;
-let client: pg.Client;
 const procs: Spawned[] = [];
 
 beforeAll(async () => {
@@ -40,7 +39,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const p of procs) await p.kill();
-  await client?.end().catch(() => undefined);
   await tp.clean();
   await sim.close();
   await pgp.destroy();

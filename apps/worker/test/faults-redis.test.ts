@@ -120,7 +120,7 @@ it('a full Redis never turns a check into a failed result; the worker pauses and
   expect(await failedRows(batchId)).toBe(0);
   const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
   expect(ready.status).toBe(503);
-  expect((await ready.json()).checks.redis).not.toBe('ok');
+  expect(((await ready.json()) as { checks: { redis: string } }).checks.redis).not.toBe('ok');
   expect(await metric(port, 'storycheck_worker_dependency_up', { dependency: 'redis' })).toBe(0);
   // A worker started now waits for room instead of exiting: count its retry lines.
   const late = h.startWorker(sim, { REDIS_URL: r.url, LOG_LEVEL: 'info' });
