@@ -157,7 +157,9 @@ describe('storycheck enqueue', () => {
       'createdAt',
       'startedAt',
       'finishedAt',
+      'sealed',
     ]);
+    expect(status.sealed).toBe(true);
   });
 
   it('answers every bad line of a messy file with its line number and reason', async () => {
