@@ -17,8 +17,12 @@ export interface DbHandle {
 pg.types.setTypeParser(20, (v) => Number(v));
 
 /**
- * Opens a connection pool to `databaseUrl`. `max` connections (default 10). Every pool gets an
- * `error` listener: an idle client losing its server must not crash the process.
+ * Opens a connection pool to `databaseUrl`. `max` connections (default 10). The pool and every
+ * client it creates get an `error` listener for their whole life: pg emits 'error' on the pool
+ * for an idle client losing its server, but on the client itself when the client is checked out
+ * (a transaction in flight, pg_terminate_backend, a Postgres restart) — and pg-pool removes its
+ * own listener while a client is checked out, so without ours that is an unhandled 'error' event
+ * and the process dies. The query in flight still rejects; the pool discards the broken client.
  */
 export function openDb(
   databaseUrl: string,
@@ -31,6 +35,9 @@ export function openDb(
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (e) => opts.onError?.(e));
+  pool.on('connect', (client) => {
+    client.on('error', (e) => opts.onError?.(e));
+  });
   const db = drizzle(pool, { schema });
   return { db, pool, close: () => pool.end() };
 }
