@@ -26,6 +26,17 @@ export async function startMaintenance(opts: {
 }): Promise<Maintenance> {
   const { connection, prefix, db, retentionMs, logger } = opts;
   const queue = new Queue(MAINTENANCE_QUEUE, { connection, prefix });
+  // Every BullMQ Queue/Worker needs an 'error' listener: without one BullMQ prints the raw error
+  // (a multi-line stack, not a JSON log line) on every reconnect attempt during a Redis outage.
+  let lastErrorAt = 0;
+  const onError = (e: Error): void => {
+    if (Date.now() - lastErrorAt < 5_000) return;
+    lastErrorAt = Date.now();
+    logger.warn('maintenance queue error', {
+      error: (e.message.split('\n')[0] ?? '').slice(0, 300),
+    });
+  };
+  queue.on('error', onError);
   await queue.upsertJobScheduler(
     RETENTION_JOB,
     { every: RETENTION_EVERY_MS },
@@ -43,7 +54,7 @@ export async function startMaintenance(opts: {
     },
     { connection, prefix, concurrency: 1 },
   );
-  worker.on('error', (e) => logger.warn('maintenance worker error', { error: e.message }));
+  worker.on('error', onError);
   return {
     queue,
     worker,
