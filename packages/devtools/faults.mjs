@@ -27,6 +27,7 @@ try {
       '-c',
       'jest.faults.config.js',
       '--ci',
+      '--verbose',
       '--json',
       `--outputFile=${report}`,
       ...jestArgs,
