@@ -102,7 +102,7 @@ describe('enqueue against services that do not answer', () => {
 });
 
 describe('enqueue stopped by a signal', () => {
-  const N = 100_000;
+  const N = 50_000;
 
   it.each([
     ['SIGINT', 130],
