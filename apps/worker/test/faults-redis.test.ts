@@ -48,6 +48,15 @@ async function enqueueInto(redisUrl: string, names: string[]): Promise<string> {
   return JSON.parse(r.stdout).batchId as string;
 }
 
+/** Rows whose check spent more than one attempt (none should: no fault is the upstream's). */
+async function retriedRows(batchId: string): Promise<number> {
+  const r = await h.client.query(
+    'SELECT count(*)::int AS n FROM items WHERE batch_id = $1 AND attempts > 1',
+    [batchId],
+  );
+  return r.rows[0].n as number;
+}
+
 async function failedRows(batchId: string): Promise<number> {
   const r = await h.client.query(
     "SELECT count(*)::int AS n FROM items WHERE batch_id = $1 AND status = 'failed'",
@@ -103,13 +112,15 @@ it('a full Redis never turns a check into a failed result; the worker pauses and
   const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
   await admin.config('SET', 'maxmemory', String(Math.floor(used / 2)));
   await waitFor(
-    () => w.stderr().includes('dependency unavailable; pausing'),
+    async () =>
+      w.stderr().includes('dependency unavailable; pausing') || (await failedRows(batchId)) > 0,
     'the worker to pause',
     60_000,
   ).catch(dump(w));
+  expect(await failedRows(batchId)).toBe(0);
   const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
   expect(ready.status).toBe(503);
-  expect((await ready.json()).checks.redis).not.toBe('ok');
+  expect(((await ready.json()) as { checks: { redis: string } }).checks.redis).not.toBe('ok');
   expect(await metric(port, 'storycheck_worker_dependency_up', { dependency: 'redis' })).toBe(0);
   // A worker started now waits for room instead of exiting: count its retry lines.
   const late = h.startWorker(sim, { REDIS_URL: r.url, LOG_LEVEL: 'info' });
@@ -129,6 +140,7 @@ it('a full Redis never turns a check into a failed result; the worker pauses and
   ).catch(dump(w));
   await h.expectCountersExact(batchId);
   expect(await failedRows(batchId)).toBe(0);
+  expect(await retriedRows(batchId)).toBe(0);
   await expectRight(batchId);
   expect(w.stderr()).toContain('dependency available again; resuming');
   expect(await metric(port, 'storycheck_worker_dependency_up', { dependency: 'redis' })).toBe(1);
@@ -168,6 +180,7 @@ it('through a Redis kill -9 and restart the worker logs JSON only, survives and 
   ).catch(dump(w));
   await h.expectCountersExact(batchId);
   expect(await failedRows(batchId)).toBe(0);
+  expect(await retriedRows(batchId)).toBe(0);
   await expectRight(batchId);
   expect(w.child.exitCode).toBeNull();
   const notJson = w

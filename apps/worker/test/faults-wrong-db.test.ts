@@ -32,6 +32,7 @@ it('refuses jobs of a batch not in its database, spending no budget; a right wor
   await waitFor(
     () =>
       wrong.stderr().includes(`batch ${batchId} not in this database`) ||
+      sim.stats().totalRequests > before ||
       wrong.child.exitCode !== null,
     'the refusal line',
     60_000,
@@ -39,6 +40,7 @@ it('refuses jobs of a batch not in its database, spending no budget; a right wor
     process.stderr.write(wrong.stderr().slice(-3000));
     throw e;
   });
+  expect(sim.stats().totalRequests - before).toBe(0);
   // Every job has been taken and put back by now (or is about to be): count them.
   await waitFor(
     async () => (await h.queue.getJobCounts('delayed')).delayed === names.length,
