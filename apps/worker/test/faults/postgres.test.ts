@@ -27,7 +27,8 @@ it('pg_ctl restart ×3 mid-batch: exact, no worker exits', async () => {
     // Each restart comes after more progress, so it hits workers in the middle of their writes.
     done = Math.max(done + 1, Math.floor((BATCH_NAMES * i) / 5));
     await w.waitDone(batchId, done, `progress before restart ${i}`);
-    await w.pg.restart();
+    await w.pg.stop(); // pg_ctl stop -m fast: every connection drops (admin shutdown)
+    await w.pg.start();
   }
   await w.waitCompleted(batchId, 'completion after the restarts');
   await w.check(batchId, batch);
@@ -38,7 +39,7 @@ it('pg_terminate_backend of every worker connection, three times: exact, no work
   const batchId = await w.enqueue(batch);
   w.startWorker('a');
   w.startWorker('b');
-  const admin = new pg.Client({ connectionString: `${w.pg.server}/postgres` });
+  const admin = new pg.Client({ connectionString: `${w.pg.serverUrl}/postgres` });
   admin.on('error', () => undefined);
   await admin.connect();
   try {
@@ -62,10 +63,10 @@ it('a worker pointed at the wrong database spends no upstream request and fails 
   const batch = slice(2);
   const batchId = await w.enqueue(batch);
   // Another database on the same server, migrated and empty: the jobs' batch is not in it.
-  await migrate(`${w.pg.server}/elsewhere`);
+  await w.pg.createDatabase('elsewhere', migrate);
   const requests0 = w.sim.stats().totalRequests;
   const wrong = w.startWorker('wrong-db', {
-    DATABASE_URL: `${w.pg.server}/elsewhere`,
+    DATABASE_URL: `${w.pg.serverUrl}/elsewhere`,
     LOG_LEVEL: 'info',
   });
   // It either refuses to start, or takes jobs and refuses them: wait until it did one or the

@@ -1,12 +1,21 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { migrate } from '@storycheck/db';
-import { freePort, runNode, sleep, spawnNode, waitFor, type Spawned } from '@storycheck/testkit';
+import {
+  freePort,
+  runNode,
+  sleep,
+  spawnNode,
+  startPrivatePostgres,
+  waitFor,
+  type PrivatePostgres,
+  type Spawned,
+} from '@storycheck/testkit';
 import { startSim, type SimOptions, type SimServer } from '@storycheck/upstream-sim';
 
 // The fault-injection suite's world (issue 14): a private redis-server and a private PostgreSQL
@@ -15,7 +24,6 @@ import { startSim, type SimOptions, type SimServer } from '@storycheck/upstream-
 
 const WORKER = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const CLI = fileURLToPath(new URL('../../../producer/dist/main.js', import.meta.url));
-const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 /** Names per batch in the fault suite: FAULTS_NAMES, default 800 (CI time; 1,500 was issue 14's size). */
 export const BATCH_NAMES = Number(process.env.FAULTS_NAMES ?? 800);
@@ -99,89 +107,6 @@ export class PrivateRedis {
   }
 }
 
-function asPostgres(args: string[]): { status: number | null; out: string } {
-  const r = spawnSync('runuser', ['-u', 'postgres', '--', ...args], { encoding: 'utf8' });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-/**
- * A PostgreSQL cluster of the test's own (initdb into a temp folder, run as the postgres user,
- * trust auth, fsync off), on a free port; `restart`, `stop` and `start` use pg_ctl.
- */
-export class PrivatePostgres {
-  readonly dir = mkdtempSync(join(tmpdir(), 'sc-faults-pg-'));
-  port = 0;
-
-  get server(): string {
-    return `postgres://postgres@127.0.0.1:${this.port}`;
-  }
-
-  async init(): Promise<void> {
-    this.port = await freePort();
-    chownSync(this.dir, uid('postgres'), gid('postgres'));
-    const r = asPostgres([
-      join(PG_BIN, 'initdb'),
-      '-D',
-      join(this.dir, 'data'),
-      '-U',
-      'postgres',
-      '--auth=trust',
-      '-E',
-      'UTF8',
-      '--no-sync',
-    ]);
-    if (r.status !== 0) throw new Error(`initdb failed: ${r.out}`);
-    await this.start();
-  }
-
-  private ctl(args: string[]): void {
-    const r = asPostgres([
-      join(PG_BIN, 'pg_ctl'),
-      '-D',
-      join(this.dir, 'data'),
-      '-l',
-      join(this.dir, 'log'),
-      '-w',
-      '-t',
-      '120',
-      ...args,
-    ]);
-    if (r.status !== 0) throw new Error(`pg_ctl ${args[0]} failed: ${r.out}`);
-  }
-
-  /** Starts the server; resolves once it accepts connections. */
-  async start(): Promise<void> {
-    this.ctl([
-      'start',
-      '-o',
-      `-p ${this.port} -c listen_addresses=127.0.0.1 -k ${this.dir} -c fsync=off -c max_connections=200`,
-    ]);
-  }
-
-  /** `pg_ctl stop -m fast`: every connection is dropped (admin shutdown). */
-  async stop(): Promise<void> {
-    this.ctl(['stop', '-m', 'fast']);
-  }
-
-  /** `pg_ctl restart -m fast`. */
-  async restart(): Promise<void> {
-    this.ctl(['restart', '-m', 'fast']);
-  }
-
-  /** Stops it (if running) and removes its folder. */
-  async destroy(): Promise<void> {
-    asPostgres([join(PG_BIN, 'pg_ctl'), '-D', join(this.dir, 'data'), '-m', 'immediate', 'stop']);
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function uid(user: string): number {
-  return Number(spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim());
-}
-function gid(user: string): number {
-  return Number(spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout.trim());
-}
-
 /** A worker process the world started, and whether the test meant it to stop. */
 export interface WorkerProc extends Spawned {
   label: string;
@@ -195,19 +120,20 @@ export interface WorkerProc extends Spawned {
  */
 export class FaultWorld {
   readonly redis = new PrivateRedis();
-  readonly pg = new PrivatePostgres();
+  /** testkit's private PostgreSQL (initdb/pg_ctl as the postgres user, free port). */
+  pg!: PrivatePostgres;
   sim!: SimServer;
   readonly workers: WorkerProc[] = [];
   readonly prefix = 'faults';
   private clientConn: pg.Client | undefined;
 
   get databaseUrl(): string {
-    return `${this.pg.server}/storycheck`;
+    return this.pg.urlOf('storycheck');
   }
 
   async setup(sim: SimOptions): Promise<void> {
-    await Promise.all([this.redis.start(), this.pg.init()]);
-    await migrate(this.databaseUrl);
+    [this.pg] = await Promise.all([startPrivatePostgres(), this.redis.start()]);
+    await this.pg.createDatabase('storycheck', migrate);
     this.sim = await startSim(sim);
   }
 
@@ -219,7 +145,7 @@ export class FaultWorld {
     await this.clientConn?.end().catch(() => undefined);
     await this.sim?.close();
     await this.redis.stop();
-    await this.pg.destroy();
+    await this.pg?.destroy();
   }
 
   /** A fresh pg client per call sequence (the server may have restarted since the last one). */
