@@ -231,7 +231,7 @@ export function renderBatchesPage(batches: readonly BatchStatus[], nowMs: number
       return `<tr>
 <td><a href="batches/${encodeURIComponent(b.batchId)}"><code>${escapeHtml(b.batchId)}</code></a></td>
 <td>${b.name === null ? '<span class="muted">—</span>' : escapeHtml(b.name)}</td>
-<td>${badge(b.state)}</td>
+<td>${badge(b.state)}${b.sealed ? '' : ' <span class="badge s-unsealed" title="the enqueue has not finished (still running, or interrupted: resume with storycheck enqueue --batch-id)">unsealed</span>'}</td>
 <td><span class="bar" role="progressbar" aria-valuenow="${pct.toFixed(1)}" aria-valuemin="0" aria-valuemax="100"><span style="width:${pct.toFixed(1)}%"></span></span><span class="pct">${pctText}</span></td>
 <td class="num">${escapeHtml(b.done)} / ${escapeHtml(b.total)}</td>
 ${counts}

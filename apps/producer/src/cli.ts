@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@storycheck/config';
 import { redactString } from '@storycheck/logger';
-import { Context, UsageError } from './context.js';
+import { Context, InterruptedError, UsageError } from './context.js';
+import { ServiceUnreachableError } from './connectivity.js';
 import { dbMigrate } from './commands/db.js';
 import { enqueue } from './commands/enqueue.js';
 import { results, RESULT_FORMATS } from './commands/results.js';
@@ -28,7 +29,8 @@ function positiveInt(v: string): number {
 
 /**
  * Runs the `storycheck` CLI with `argv` (without node and script) and returns the exit code:
- * 0 success, 2 bad usage or invalid input (nothing written), 1 any other failure. Errors are
+ * 0 success, 2 bad usage or invalid input (nothing written), 130/143 stopped by SIGINT/SIGTERM
+ * (`enqueue`), 1 any other failure. Errors are
  * one redacted line on stderr; the stack only with LOG_LEVEL=debug.
  */
 export async function runCli(
@@ -231,6 +233,14 @@ export async function runCli(
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof InputError) {
       process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
       return 2;
+    }
+    if (e instanceof InterruptedError) {
+      process.stderr.write(`${redactString(e.message)}\n`);
+      return e.exitCode;
+    }
+    if (e instanceof ServiceUnreachableError) {
+      process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
+      return 1;
     }
     const err = e as Error;
     process.stderr.write(`storycheck: ${redactString(describe(err))}\n`);

@@ -159,7 +159,9 @@ describe('storycheck enqueue', () => {
       'createdAt',
       'startedAt',
       'finishedAt',
+      'sealed',
     ]);
+    expect(status.sealed).toBe(true);
   });
 
   it('--wait --json prints ONE object: the final status with the enqueue counts', async () => {

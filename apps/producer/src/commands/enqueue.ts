@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { addItems, batchExists, createBatch, pendingAmong, sealBatch } from '@storycheck/db';
 import { CHECK_JOB, batchIdSchema, checkJobId } from '@storycheck/queue';
-import { UsageError, type Context } from '../context.js';
+import { InterruptedError, UsageError, type Context } from '../context.js';
+import { waitForServices } from '../connectivity.js';
 import {
   InputError,
   formatFromName,
@@ -64,11 +65,28 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
   if (opts.batchId !== undefined && !batchIdSchema.safeParse(opts.batchId).success) {
     throw new UsageError(`--batch-id must be a UUID, got "${opts.batchId}"`);
   }
-  if (opts.batchId !== undefined && !(await batchExists(ctx.db.db, opts.batchId))) {
-    throw new UsageError(`no batch ${opts.batchId}`);
-  }
   let spooled: { path: string; dir: string } | undefined;
   let path = source;
+  // SIGINT/SIGTERM: before anything can have been written, leave at once; once writing has
+  // begun, stop reading, flush what was read, leave the batch unsealed and say how to resume.
+  // A second signal leaves at once either way.
+  let writing = false;
+  let stopSignal: NodeJS.Signals | undefined;
+  let batchIdForSignal: string | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!writing || stopSignal) {
+      if (spooled) rmSync(spooled.dir, { recursive: true, force: true });
+      process.stderr.write(
+        batchIdForSignal && writing
+          ? `storycheck: ${sig} again; stopped without flushing; batch ${batchIdForSignal} is unsealed.\n${resumeHint(source, opts, batchIdForSignal)}\n`
+          : `storycheck: interrupted by ${sig}; nothing enqueued\n`,
+      );
+      process.exit(signalExitCode(sig));
+    }
+    stopSignal = sig;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     if (source === '-') {
       // stdin can be read once: it is spooled to a temp file so that limits and --strict are
@@ -107,10 +125,22 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       if (valid === 0) throw new UsageError('no usernames in input; nothing enqueued');
     }
 
+    // Both services must answer before the batch row exists: an outage is one line and exit 1
+    // after ~10 s of retries, never a half-written batch.
+    await waitForServices({
+      redisUrl: ctx.config.redisUrl,
+      databaseUrl: ctx.config.databaseUrl,
+      pool: ctx.db.pool,
+    });
+    if (opts.batchId !== undefined && !(await batchExists(ctx.db.db, opts.batchId))) {
+      throw new UsageError(`no batch ${opts.batchId}`);
+    }
+
     const batchId = opts.batchId ?? randomUUID();
+    batchIdForSignal = batchId;
     // Appending to an existing batch (a re-run, or finishing an interrupted enqueue): names
     // already there but still pending get their jobs again; BullMQ drops ids it still has.
-    const appending = opts.batchId !== undefined && (await batchExists(ctx.db.db, batchId));
+    const appending = opts.batchId !== undefined; // it exists: checked above
     let batchReady = appending;
     let accepted = 0;
     let duplicates = 0;
@@ -153,8 +183,10 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       }
     };
 
+    writing = true;
     try {
       for await (const r of validated(open(), format, maxLines, read)) {
+        if (stopSignal) break;
         if ('reason' in r) {
           rejectedCount++;
           if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
@@ -175,6 +207,16 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       }
       throw e;
     }
+    if (stopSignal) {
+      throw new InterruptedError(
+        batchReady
+          ? `storycheck: interrupted by ${stopSignal} after ${accepted} new name${accepted === 1 ? '' : 's'}; ` +
+              `batch ${batchId} is unsealed (what was written is queued and will be checked).\n` +
+              resumeHint(source, opts, batchId)
+          : `storycheck: interrupted by ${stopSignal}; nothing enqueued`,
+        signalExitCode(stopSignal),
+      );
+    }
     if (!batchReady) {
       if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
       const first = rejected[0];
@@ -184,6 +226,9 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       );
     }
     await sealBatch(ctx.db.db, batchId, { duplicates, rejected: rejectedCount });
+    // Sealed: from here (the report, --wait) a signal ends the command the ordinary way.
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     const counts = { batchId, accepted, duplicates, rejected, rejectedCount };
     // --wait --json prints ONE object: the final status with the enqueue counts merged in.
     if (opts.wait && opts.json) {
@@ -194,8 +239,25 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
     report(opts, counts);
     if (opts.wait) await waitForBatch(ctx, batchId, { json: false });
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (spooled) await rm(spooled.dir, { recursive: true, force: true });
   }
+}
+
+/** 128 + the signal number, as a shell reports a process killed by it: 130 SIGINT, 143 SIGTERM. */
+function signalExitCode(sig: NodeJS.Signals): number {
+  return sig === 'SIGINT' ? 130 : 143;
+}
+
+/** "resume with: storycheck enqueue <file> --batch-id <id>", the file quoted for a POSIX shell. */
+function resumeHint(source: string, opts: EnqueueOptions, batchId: string): string {
+  const quoted = /^[\w@%+=:,./-]+$/.test(source) ? source : `'${source.replace(/'/g, `'\\''`)}'`;
+  const format = opts.format && opts.format !== 'auto' ? ` --format ${opts.format}` : '';
+  return (
+    `resume with: storycheck enqueue ${quoted} --batch-id ${batchId}${format}` +
+    (source === '-' ? ' (the same input on stdin)' : '')
+  );
 }
 
 /**
