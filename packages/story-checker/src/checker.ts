@@ -302,6 +302,32 @@ export class StoryChecker {
     }
   }
 
+  /**
+   * True when a request through `proxy` would go out on a connection already open (an idle
+   * keep-alive socket, a spare tunnel or an HTTP/2 session), so it reaches the upstream without
+   * connection set-up; claims that connection for a request started now. Always true without a
+   * proxy. The worker checks it right after a lease is granted (packages/pool README).
+   */
+  connectionReady(proxy: ProxyTarget | undefined): boolean {
+    return this.agents.claimIdle(proxy?.url, new URL(this.baseUrl), this.useHttp2);
+  }
+
+  /**
+   * Opens one connection to the upstream through `proxy` without sending any request (a
+   * CONNECT tunnel, or an HTTP/2 session inside one), for a request to use later. Throws
+   * ProxyError when the proxy fails.
+   */
+  async warmConnection(proxy: ProxyTarget | undefined): Promise<void> {
+    try {
+      await this.agents.warm(proxy?.url, new URL(this.baseUrl), this.useHttp2);
+    } catch (e) {
+      throw new ProxyError(
+        `connect via proxy ${proxy?.label ?? '-'} failed: ${(e as { code?: string }).code ?? (e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+
   /** Closes keep-alive sockets and HTTP/2 sessions. */
   close(): void {
     this.agents.destroy();
