@@ -65,13 +65,19 @@ export class AgentPool {
    * Opens one connection to `origin` through `proxyUrl` without sending a request: a spare
    * CONNECT tunnel (HTTP/1.1) or an HTTP/2 session. Rejects when the proxy fails.
    */
-  async warm(proxyUrl: string | undefined, origin: URL, http2: boolean): Promise<void> {
+  async warm(
+    proxyUrl: string | undefined,
+    origin: URL,
+    http2: boolean,
+    /** TLS options as got passes them (they key HTTP/2 sessions), e.g. `ca`. */
+    tls: object = {},
+  ): Promise<void> {
     if (!proxyUrl) return;
     const set = this.get(proxyUrl);
     if (http2) {
       await (
         set.http2 as unknown as { getSession(origin: string, options?: object): Promise<unknown> }
-      ).getSession(origin.origin, {});
+      ).getSession(origin.origin, tls);
       return;
     }
     const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);

@@ -159,6 +159,7 @@ export class StoryChecker {
   private readonly useHttp2: boolean;
   private readonly checkDeadlineMs: number;
   private readonly onAnswer: StoryCheckerOptions['onAnswer'];
+  private readonly ca: string | undefined;
 
   constructor(opts: StoryCheckerOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
@@ -167,6 +168,7 @@ export class StoryChecker {
     this.useHttp2 = (opts.http2 ?? true) && this.baseUrl.startsWith('https:');
     this.checkDeadlineMs = opts.checkDeadlineMs ?? 60_000;
     this.onAnswer = opts.onAnswer;
+    this.ca = opts.ca;
     this.http = got.extend({
       followRedirect: false,
       throwHttpErrors: false,
@@ -319,7 +321,13 @@ export class StoryChecker {
    */
   async warmConnection(proxy: ProxyTarget | undefined): Promise<void> {
     try {
-      await this.agents.warm(proxy?.url, new URL(this.baseUrl), this.useHttp2);
+      // The TLS options got passes key the HTTP/2 session: only `ca` here.
+      await this.agents.warm(
+        proxy?.url,
+        new URL(this.baseUrl),
+        this.useHttp2,
+        this.ca ? { ca: this.ca } : {},
+      );
     } catch (e) {
       throw new ProxyError(
         `connect via proxy ${proxy?.label ?? '-'} failed: ${(e as { code?: string }).code ?? (e as Error).message}`,
