@@ -71,18 +71,32 @@ export class AgentPool {
     http2: boolean,
     /** TLS options as got passes them (they key HTTP/2 sessions), e.g. `ca`. */
     tls: object = {},
+    /** Gives up (rejects) when the connection is not up within this long, ms. */
+    timeoutMs = 15_000,
   ): Promise<void> {
     if (!proxyUrl) return;
     const set = this.get(proxyUrl);
     if (http2) {
-      await (
-        set.http2 as unknown as { getSession(origin: string, options?: object): Promise<unknown> }
-      ).getSession(origin.origin, tls);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          (
+            set.http2 as unknown as {
+              getSession(origin: string, options?: object): Promise<unknown>;
+            }
+          ).getSession(origin.origin, tls),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error('Proxy timeout')), timeoutMs);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
       return;
     }
     const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);
     const agent = origin.protocol === 'https:' ? set.https : set.http;
-    await (agent as unknown as SpareHttpProxyAgent).openSpare(origin.hostname, port);
+    await (agent as unknown as SpareHttpProxyAgent).openSpare(origin.hostname, port, timeoutMs);
   }
 
   /** Closes every socket of every agent. */

@@ -160,6 +160,7 @@ export class StoryChecker {
   private readonly checkDeadlineMs: number;
   private readonly onAnswer: StoryCheckerOptions['onAnswer'];
   private readonly ca: string | undefined;
+  private readonly requestTimeoutMs: number;
 
   constructor(opts: StoryCheckerOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
@@ -169,6 +170,7 @@ export class StoryChecker {
     this.checkDeadlineMs = opts.checkDeadlineMs ?? 60_000;
     this.onAnswer = opts.onAnswer;
     this.ca = opts.ca;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 15_000;
     this.http = got.extend({
       followRedirect: false,
       throwHttpErrors: false,
@@ -327,6 +329,7 @@ export class StoryChecker {
         new URL(this.baseUrl),
         this.useHttp2,
         this.ca ? { ca: this.ca } : {},
+        this.requestTimeoutMs,
       );
     } catch (e) {
       throw new ProxyError(

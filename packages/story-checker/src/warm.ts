@@ -20,8 +20,11 @@ import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 interface Spares {
   /** Idle tunnels opened ahead of a request. */
   spares: Socket[];
-  /** Opens one spare tunnel to host:port (resolves when it is ready, rejects on failure). */
-  openSpare(host: string, port: number): Promise<void>;
+  /**
+   * Opens one spare tunnel to host:port (resolves when it is ready, rejects on failure or when
+   * the proxy has not answered within `timeoutMs`).
+   */
+  openSpare(host: string, port: number, timeoutMs: number): Promise<void>;
 }
 
 type ConnectCallback = (err: Error | null, socket: Socket | null) => void;
@@ -39,6 +42,8 @@ function takeSpare(spares: Socket[]): Socket | undefined {
 }
 
 function park(spares: Socket[], s: Socket): void {
+  // The CONNECT's own timeout stays set on the socket: an idle spare must not time out on it.
+  s.setTimeout(0);
   const drop = () => {
     const i = spares.indexOf(s);
     if (i >= 0) spares.splice(i, 1);
@@ -69,13 +74,13 @@ export class SpareHttpProxyAgent extends HttpProxyAgent implements Spares {
     ).createConnection.call(this, options, callback);
   }
 
-  openSpare(host: string, port: number): Promise<void> {
+  openSpare(host: string, port: number, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       (
         HttpProxyAgent.prototype as unknown as {
           createConnection(o: object, cb: ConnectCallback): void;
         }
-      ).createConnection.call(this, { host, port }, (err, s) => {
+      ).createConnection.call(this, { host, port, timeout: timeoutMs }, (err, s) => {
         if (err || !s) return reject(err ?? new Error('no socket'));
         park(this.spares, s);
         resolve();
@@ -101,17 +106,21 @@ export class SpareHttpsProxyAgent extends HttpsProxyAgent implements Spares {
     ).createConnection.call(this, options, callback);
   }
 
-  openSpare(host: string, port: number): Promise<void> {
+  openSpare(host: string, port: number, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       (
         HttpsProxyAgent.prototype as unknown as {
           createConnection(o: object, cb: ConnectCallback): void;
         }
-      ).createConnection.call(this, { host, port, servername: host }, (err, s) => {
-        if (err || !s) return reject(err ?? new Error('no socket'));
-        park(this.spares, s);
-        resolve();
-      });
+      ).createConnection.call(
+        this,
+        { host, port, servername: host, timeout: timeoutMs },
+        (err, s) => {
+          if (err || !s) return reject(err ?? new Error('no socket'));
+          park(this.spares, s);
+          resolve();
+        },
+      );
     });
   }
 }

@@ -145,6 +145,18 @@ describe('connections ready before a lease is used (warmConnection)', () => {
     }
   });
 
+  it('a proxy that never answers the CONNECT gives up after the request timeout', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger, requestTimeoutMs: 300 });
+    const proxy = target(1);
+    await pool.setBroken(proxy.label, 'silent');
+    try {
+      await expect(checker.warmConnection(proxy)).rejects.toBeInstanceOf(ProxyError);
+    } finally {
+      await pool.setBroken(proxy.label, null);
+      checker.close();
+    }
+  });
+
   it('a proxy that refuses the tunnel is a ProxyError', async () => {
     const checker = new StoryChecker({ baseUrl: sim.url, logger });
     try {
