@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '@storycheck/config';
 import { redactString, type Logger } from '@storycheck/logger';
@@ -22,6 +23,7 @@ import { Caches, SingleFlight, decodeResult, encodeResult } from '@storycheck/ca
 import { StoriesCoalescer, StoryChecker, ThrottledError } from '@storycheck/story-checker';
 import { checkUsername, type CheckOutcome } from './checking.js';
 import { Fleet, LeaseWaitError, NoSessionError, type Credentials } from './fleet.js';
+import type { Lease } from '@storycheck/pool';
 import { WorkerMetrics, statusClassOf } from './metrics.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { startWatchdog } from './watchdog.js';
@@ -178,12 +180,25 @@ async function startWorkerOn(
       setPaused(dependency, !up);
     },
   });
+  const leaseTrace = config.leaseTraceFile
+    ? createWriteStream(config.leaseTraceFile, { flags: 'a' })
+    : undefined;
   const fleet = await Fleet.start({
     config,
     db: db.db,
     redis: state,
     logger,
     onLeaseWait: (ms) => metrics.limiterWait(ms),
+    // A lease goes out on an open connection (or is given back): see packages/pool README.
+    connections: checker,
+    ...(leaseTrace
+      ? {
+          onLeaseSent: (l: Lease, sentAtMs: number) =>
+            leaseTrace!.write(
+              `${JSON.stringify({ atUs: l.atUs, session: l.sessionLabel, proxy: l.proxyLabel, sentAtMs })}\n`,
+            ),
+        }
+      : {}),
     onUsableChange: (usable) => {
       metrics.noUsableSession(!usable);
       if (usable) return;
@@ -574,6 +589,7 @@ async function startWorkerOn(
       await health?.close();
       await queue.close().catch(() => undefined);
       fleet.close();
+      leaseTrace?.end();
       clearInterval(resumeTimer);
       checker.close();
       connection.disconnect();

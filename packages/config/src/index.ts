@@ -111,6 +111,13 @@ const envSchema = z.object({
    */
   ADAPTIVE_RATES: bool.default(false),
   /**
+   * How far a request's arrival at the upstream may shift against its lease (beyond the
+   * fastest), ms: every burst keeps ceil(spread / interval) requests in reserve (at least one)
+   * to absorb it, and a worker gives back a lease it cannot send within half of it. Only with
+   * BUDGET_MARGIN > 0.
+   */
+  LEASE_SPREAD: duration.default(parseDurationMs('300ms')),
+  /**
    * Throttle backoff: a throttled session cools down for max(Retry-After, random(0,
    * min(cap, base·2^k))), k = its consecutive throttles (ms). Base: gallery-dl waits 60 s after
    * a 429; cap: instaloader waits ~30 min.
@@ -118,6 +125,17 @@ const envSchema = z.object({
   THROTTLE_BACKOFF_BASE: duration.default(parseDurationMs('60s')),
   /** Longest throttle cooldown (ms); at least THROTTLE_BACKOFF_BASE. */
   THROTTLE_BACKOFF_CAP: duration.default(parseDurationMs('30m')),
+  /**
+   * Two throttled answers on one proxy within this long (ms) mean the limit is the proxy's IP,
+   * not the session: the proxy cools down too. 0 = never.
+   */
+  IP_THROTTLE_WINDOW: duration.default(parseDurationMs('60s')),
+  /**
+   * Append one JSON line per request sent under a lease (lease admission µs, session and proxy
+   * labels, local send ms) to this file — for measuring lease → arrival spread (the pool bench).
+   * Unset = off. Labels only, never a secret.
+   */
+  LEASE_TRACE_FILE: z.string().min(1).optional(),
   /** Optional budget for all traffic together; unset = no global budget. */
   GLOBAL_RATE: rate.optional(),
   /** Burst of the global budget. */
@@ -186,10 +204,16 @@ export interface Config {
   globalBurst: number;
   budgetMargin: number;
   adaptiveRates: boolean;
+  /** LEASE_SPREAD, ms. */
+  leaseSpreadMs: number;
   /** THROTTLE_BACKOFF_BASE, ms (≥ 1). */
   throttleBackoffBaseMs: number;
   /** THROTTLE_BACKOFF_CAP, ms (≥ the base). */
   throttleBackoffCapMs: number;
+  /** IP_THROTTLE_WINDOW, ms; 0 = never treat throttles as an IP limit. */
+  ipThrottleWindowMs: number;
+  /** LEASE_TRACE_FILE; undefined = no trace. */
+  leaseTraceFile: string | undefined;
   workerConcurrency: number;
   workerHttpPort: number | undefined;
   workerHttpHost: string;
@@ -257,8 +281,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     globalBurst: e.GLOBAL_BURST,
     budgetMargin: e.BUDGET_MARGIN,
     adaptiveRates: e.ADAPTIVE_RATES,
+    leaseSpreadMs: e.LEASE_SPREAD,
     throttleBackoffBaseMs: e.THROTTLE_BACKOFF_BASE,
     throttleBackoffCapMs: e.THROTTLE_BACKOFF_CAP,
+    ipThrottleWindowMs: e.IP_THROTTLE_WINDOW,
+    leaseTraceFile: e.LEASE_TRACE_FILE,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHttpPort: e.WORKER_HTTP_PORT,
     workerHttpHost: e.WORKER_HTTP_HOST,

@@ -40,6 +40,7 @@ export {
   decryptSessionCookies,
   openPool,
   poolDefaults,
+  burstReserve,
   proxyUrlWithPassword,
   syncPool,
   type DecryptedCookies,

@@ -175,6 +175,8 @@ export class StoryChecker {
   private readonly useHttp2: boolean;
   private readonly checkDeadlineMs: number;
   private readonly onAnswer: StoryCheckerOptions['onAnswer'];
+  private readonly ca: string | undefined;
+  private readonly requestTimeoutMs: number;
 
   constructor(opts: StoryCheckerOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
@@ -187,6 +189,8 @@ export class StoryChecker {
     this.agents = new AgentPool(
       this.allowPrivateProxies ? opts.lookup : guardedLookup(opts.lookup),
     );
+    this.ca = opts.ca;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 15_000;
     this.http = got.extend({
       followRedirect: false,
       throwHttpErrors: false,
@@ -319,6 +323,39 @@ export class StoryChecker {
       if (e instanceof SessionDeadError) return { state: 'dead', error: e };
       if (e instanceof SessionBlockedError) return { state: 'blocked', error: e };
       throw e;
+    }
+  }
+
+  /**
+   * True when a request through `proxy` would go out on a connection already open (an idle
+   * keep-alive socket, a spare tunnel or an HTTP/2 session), so it reaches the upstream without
+   * connection set-up; claims that connection for a request started now. Always true without a
+   * proxy. The worker checks it right after a lease is granted (packages/pool README).
+   */
+  connectionReady(proxy: ProxyTarget | undefined): boolean {
+    return this.agents.claimIdle(proxy?.url, new URL(this.baseUrl), this.useHttp2);
+  }
+
+  /**
+   * Opens one connection to the upstream through `proxy` without sending any request (a
+   * CONNECT tunnel, or an HTTP/2 session inside one), for a request to use later. Throws
+   * ProxyError when the proxy fails.
+   */
+  async warmConnection(proxy: ProxyTarget | undefined): Promise<void> {
+    try {
+      // The TLS options got passes key the HTTP/2 session: only `ca` here.
+      await this.agents.warm(
+        proxy?.url,
+        new URL(this.baseUrl),
+        this.useHttp2,
+        this.ca ? { ca: this.ca } : {},
+        this.requestTimeoutMs,
+      );
+    } catch (e) {
+      throw new ProxyError(
+        `connect via proxy ${proxy?.label ?? '-'} failed: ${(e as { code?: string }).code ?? (e as Error).message}`,
+        { cause: e },
+      );
     }
   }
 

@@ -121,6 +121,60 @@ describe('through a real loopback proxy with credentials', () => {
   });
 });
 
+describe('connections ready before a lease is used (warmConnection)', () => {
+  it('opens a tunnel without sending a request, and the next request goes out on it', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    try {
+      const proxy = target(2);
+      const tunnels = () => pool.stats()[proxy.label]!.tunnels;
+      const before = sim.requestLog().length;
+      const t0 = tunnels();
+      expect(checker.connectionReady(proxy)).toBe(false);
+      await checker.warmConnection(proxy);
+      // A tunnel is open; the upstream got no request.
+      expect(tunnels()).toBe(t0 + 1);
+      expect(sim.requestLog().length).toBe(before);
+      // Ready, and claimed: a second request started in the same tick does not count on it.
+      expect(checker.connectionReady(proxy)).toBe(true);
+      expect(checker.connectionReady(proxy)).toBe(false);
+      const name = sim.world.usernames()[0]!;
+      const p = await checker.lookupProfile(name, { proxy });
+      expect(p.found).toBe(true);
+      // The request used the spare tunnel: no new one was opened.
+      expect(tunnels()).toBe(t0 + 1);
+      expect(sim.requestLog().length).toBe(before + 1);
+      // Its keep-alive socket is idle again: ready for the next one.
+      await new Promise((r) => setImmediate(r));
+      expect(checker.connectionReady(proxy)).toBe(true);
+      // Without a proxy there is nothing to set up.
+      expect(checker.connectionReady(undefined)).toBe(true);
+    } finally {
+      checker.close();
+    }
+  });
+
+  it('a proxy that never answers the CONNECT gives up after the request timeout', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger, requestTimeoutMs: 300 });
+    const proxy = target(1);
+    await pool.setBroken(proxy.label, 'silent');
+    try {
+      await expect(checker.warmConnection(proxy)).rejects.toBeInstanceOf(ProxyError);
+    } finally {
+      await pool.setBroken(proxy.label, null);
+      checker.close();
+    }
+  });
+
+  it('a proxy that refuses the tunnel is a ProxyError', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    try {
+      await expect(checker.warmConnection(target(2, 'wrong'))).rejects.toBeInstanceOf(ProxyError);
+    } finally {
+      checker.close();
+    }
+  });
+});
+
 describe('HTTP/2 for https origins', () => {
   let dir: string;
   let front: http2.Http2SecureServer;
@@ -197,6 +251,15 @@ describe('HTTP/2 for https origins', () => {
       expect(viaProxy.status).toBe('active');
       expect(pool.stats()[pool.proxies[0]!.label]!.tunnels).toBeGreaterThan(tunnelsBefore);
       expect(protocols.length).toBeGreaterThanOrEqual(4);
+      // warmConnection opens the HTTP/2 session a request will use (through another proxy).
+      const other = target(1);
+      expect(checker.connectionReady(other)).toBe(false);
+      const t1 = pool.stats()[other.label]!.tunnels;
+      await checker.warmConnection(other);
+      expect(pool.stats()[other.label]!.tunnels).toBe(t1 + 1);
+      expect(checker.connectionReady(other)).toBe(true);
+      expect((await checker.check(u.username, { proxy: other })).status).toBe('active');
+      expect(pool.stats()[other.label]!.tunnels).toBe(t1 + 1);
     } finally {
       checker.close();
     }

@@ -32,14 +32,15 @@ export function rawCommand(port: number, args: string[], timeoutMs = 2_000): Pro
   return new Promise((resolve, reject) => {
     const sock = connect(port, '127.0.0.1');
     let buf = '';
-    let timer: NodeJS.Timeout | undefined;
+    // Declared before `done` uses it; set right after (the timeout needs `done`).
+    const timer: { t?: NodeJS.Timeout } = {};
     const done = (err: Error | null) => {
-      clearTimeout(timer);
+      clearTimeout(timer.t);
       sock.destroy();
       if (err) reject(err);
       else resolve(buf);
     };
-    timer = setTimeout(() => done(buf ? null : new Error(`no answer on ${port}`)), timeoutMs);
+    timer.t = setTimeout(() => done(buf ? null : new Error(`no answer on ${port}`)), timeoutMs);
     sock.on('error', (e) => done(e));
     sock.on('connect', () =>
       sock.write(

@@ -20,6 +20,7 @@ import {
   proxyUrlWithPassword,
   reencryptSecret,
   syncPool,
+  type Lease,
   type Pool,
   type DecryptedCookies,
   type SecretKey,
@@ -27,6 +28,7 @@ import {
 import {
   ALLOW_PRIVATE_HINT,
   StoryChecker,
+  ThrottledError,
   checkSessionLocally,
   proxyUrlProblem,
 } from '@storycheck/story-checker';
@@ -108,6 +110,8 @@ async function syncFromDb(ctx: Context, pool: Pool, keepState: boolean): Promise
   await syncPool(pool, await loadPoolStore(ctx.db.db), {
     keepState,
     margin: ctx.config.budgetMargin,
+    spreadMs: ctx.config.leaseSpreadMs,
+    sessionRate: ctx.config.sessionRate,
   });
 }
 
@@ -396,10 +400,16 @@ function proxyUrl(row: ProxyRow, ring: SecretKey[]): string {
   return proxyUrlWithPassword(row.url, row.passwordEnc, row.label, ring);
 }
 
+/** How long `sessions check` waits for a session's budget before it reports it unchecked. */
+const CHECK_MAX_WAIT_MS = 10_000;
+
 /**
  * `storycheck sessions check [label…]`: asks the upstream (accounts/current_user, through the
- * session's proxy) whether each session is logged in. Dead → invalid, challenged → challenge or
- * suspended; throttling or a broken proxy says nothing about the session and changes nothing.
+ * session's proxy) whether each session is logged in. Every request goes under a lease of that
+ * session (DESIGN.md: every upstream request spends budget), so a cooling session is not asked
+ * (`cooling`, with the time left) and a busy one waits for its budget (up to 10 s; then `busy`).
+ * Dead → invalid, challenged → challenge or suspended; a throttled answer cools the session
+ * down like any other request's would; a broken proxy says nothing about the session.
  */
 export async function sessionsCheck(
   ctx: Context,
@@ -424,16 +434,23 @@ export async function sessionsCheck(
   try {
     for (const r of chosen) {
       const p = r.proxyId === null ? undefined : proxies.get(r.proxyId);
+      const proxy = p ? { label: p.label, url: proxyUrl(p, ring) } : undefined;
       let result: string;
       let detail: string | null = null;
+      const lease = await leaseFor(pool, String(r.id), checker, proxy);
+      if (!lease.ok) {
+        report.push({ label: r.label, result: lease.result, detail: lease.detail });
+        continue;
+      }
       try {
         const a = await checker.checkSession({
           session: sessionCookies(r, ring),
-          ...(p ? { proxy: { label: p.label, url: proxyUrl(p, ring) } } : {}),
+          ...(proxy ? { proxy } : {}),
         });
         if (a.state === 'alive') {
           result = 'alive';
           detail = a.username;
+          await pool.reportSuccess(lease.lease);
         } else {
           const kind =
             a.state === 'dead'
@@ -449,6 +466,11 @@ export async function sessionsCheck(
       } catch (e) {
         result = 'unknown';
         detail = `${(e as Error).name}: ${(e as { code?: string }).code ?? (e as Error).message}`;
+        if (e instanceof ThrottledError)
+          await pool.reportThrottled(lease.lease, {
+            retryAfterMs: e.retryAfterMs,
+            code: e.code,
+          });
       }
       report.push({ label: r.label, result, detail });
     }
@@ -461,6 +483,47 @@ export async function sessionsCheck(
       process.stdout.write(
         `${x.label.padEnd(20)} ${x.result}${x.detail ? ` (${x.detail})` : ''}\n`,
       );
+}
+
+/**
+ * A lease of one session for `sessions check`: waits for its budget up to CHECK_MAX_WAIT_MS
+ * (a cooling session is reported, not waited for), and has its connection open before the
+ * lease is used, as the worker does (packages/pool README, "Lease → arrival").
+ */
+async function leaseFor(
+  pool: Pool,
+  sessionId: string,
+  checker: StoryChecker,
+  proxy: { label: string; url: string } | undefined,
+): Promise<{ ok: true; lease: Lease } | { ok: false; result: string; detail: string }> {
+  const deadline = Date.now() + CHECK_MAX_WAIT_MS;
+  let warmed = false;
+  for (;;) {
+    const r = await pool.acquire(sessionId);
+    if (r.ok) {
+      if (warmed || checker.connectionReady(proxy)) return { ok: true, lease: r.lease };
+      await pool.release(r.lease);
+      await checker.warmConnection(proxy).catch(() => undefined);
+      warmed = true;
+      continue;
+    }
+    if (r.reason === 'no_usable_session')
+      return { ok: false, result: 'unknown', detail: 'not checked: its proxy is disabled or gone' };
+    const snap = (await pool.snapshot()).sessions.find((s) => s.id === sessionId);
+    if (snap && snap.cooldownLeftMs > 0 && snap.cooldownLeftMs >= r.waitMs - 1)
+      return {
+        ok: false,
+        result: 'cooling',
+        detail: `not checked: cooling down for ${Math.ceil(snap.cooldownLeftMs / 1000)} s`,
+      };
+    if (Date.now() + r.waitMs > deadline)
+      return {
+        ok: false,
+        result: 'busy',
+        detail: `not checked: no budget for ${Math.ceil(r.waitMs / 1000)} s`,
+      };
+    await new Promise((res) => setTimeout(res, r.waitMs));
+  }
 }
 
 /**
