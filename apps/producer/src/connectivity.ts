@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import { Redis } from 'ioredis';
+import { parseRedisUrl } from '@storycheck/config';
 import { redactString } from '@storycheck/logger';
+import { createRedis } from '@storycheck/queue';
 
 /** How long `enqueue` keeps trying to reach Redis and Postgres before giving up. 10 s. */
 export const CONNECT_DEADLINE_MS = 10_000;
@@ -76,13 +78,18 @@ export function reason(e: unknown): string {
 
 /** One attempt: connects a throw-away ioredis client (no retries of its own) and PINGs. */
 async function pingRedis(url: string, timeoutMs: number): Promise<void> {
-  const r = new Redis(url, {
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    connectTimeout: timeoutMs,
-  });
+  // A Cluster or Sentinel URL lists several hosts: only the one factory can open it (a client
+  // of its own kind, which finds the nodes or the current primary); one node is pinged bare.
+  const single = parseRedisUrl(url).kind === 'single';
+  const r = single
+    ? new Redis(url, {
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+        enableOfflineQueue: false,
+        connectTimeout: timeoutMs,
+      })
+    : createRedis(url, { name: 'storycheck-cli-ping', connectTimeoutMs: timeoutMs });
   // connect() rejects with a bare "Connection is closed"; the socket's own error says why.
   let socketError: Error | undefined;
   r.on('error', (e: Error) => (socketError ??= e));
@@ -95,7 +102,7 @@ async function pingRedis(url: string, timeoutMs: number): Promise<void> {
     );
   });
   const attempt = (async () => {
-    await r.connect();
+    if (single) await r.connect();
     await r.ping();
   })();
   attempt.catch(() => undefined); // a late rejection after the timeout won the race

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { STORY_CHECK_QUEUE, queuePrefix } from '@storycheck/queue';
 import { migrate } from '@storycheck/db';
 import {
   TEST_REDIS_URL,
@@ -42,7 +43,7 @@ beforeAll(async () => {
   };
   dir = await mkdtemp(join(tmpdir(), 'sc-enq-faults-'));
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue('story-check', { connection: redis, prefix: tp.prefix });
+  queue = new Queue(STORY_CHECK_QUEUE, { connection: redis, prefix: queuePrefix(tp.prefix) });
   client = new pg.Client({ connectionString: tdb.url });
   await client.connect();
 });

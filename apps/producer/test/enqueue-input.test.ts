@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import fc from 'fast-check';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { STORY_CHECK_QUEUE, queuePrefix } from '@storycheck/queue';
 import { migrate } from '@storycheck/db';
 import {
   TEST_REDIS_URL,
@@ -46,7 +47,7 @@ beforeAll(async () => {
   };
   dir = await mkdtemp(join(tmpdir(), 'sc-input-'));
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue('story-check', { connection: redis, prefix: tp.prefix });
+  queue = new Queue(STORY_CHECK_QUEUE, { connection: redis, prefix: queuePrefix(tp.prefix) });
   client = new pg.Client({ connectionString: tdb.url });
   await client.connect();
 });

@@ -1,7 +1,7 @@
 import type { Config } from '@storycheck/config';
 import { redactString, type Logger } from '@storycheck/logger';
 import { openDb } from '@storycheck/db';
-import { createRedis } from '@storycheck/queue';
+import { RedisKindError, checkRedisKind, createRedis } from '@storycheck/queue';
 import { firstLine } from './dependencies.js';
 import { infraDependencyOf } from './outcomes.js';
 
@@ -29,12 +29,16 @@ async function probeRedis(config: Config): Promise<string | null> {
   let connError: string | null = null;
   r.on('error', (e: Error) => (connError ??= firstLine(e)));
   try {
+    // A redis:// URL naming one node of a Cluster: no retry helps (the write below would only
+    // answer MOVED); RedisKindError stops the start with its one line.
+    await withDeadline(checkRedisKind(r, config.redisUrl), 5_000);
     await withDeadline(
       r.set(`${config.prefix}:health:starting-${process.pid}`, '1', 'PX', 10_000),
       5_000,
     );
     return null;
   } catch (e) {
+    if (e instanceof RedisKindError) throw e;
     return redactString(connError ?? firstLine(e));
   } finally {
     r.disconnect();

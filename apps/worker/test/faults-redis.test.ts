@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { queuePrefix } from '@storycheck/queue';
 import {
   freePort,
   parsePrometheus,
@@ -198,7 +199,7 @@ it('through a Redis kill -9 and restart the worker logs JSON only, survives and 
   expect(notJson).toEqual([]);
   // The queue in the restarted Redis agrees: nothing left to do.
   const conn = new Redis(r.url, { maxRetriesPerRequest: null });
-  const q = new Queue('story-check', { connection: conn, prefix: h.tp.prefix });
+  const q = new Queue('story-check', { connection: conn, prefix: queuePrefix(h.tp.prefix) });
   const c = await q.getJobCounts('waiting', 'active', 'delayed');
   expect(c).toEqual({ waiting: 0, active: 0, delayed: 0 });
   await q.close();

@@ -103,7 +103,7 @@ it('a follower keeps waiting for a live leader slower than its lease, and shares
   });
   // Count instead of timing: 30 reads 200 ms apart (20 leases of 300 ms) all see the leader's
   // lock, and the follower has not looked up.
-  const lockKey = `${tp.prefix}:cache:sf:slow`;
+  const lockKey = `${tp.prefix}:cache:sf:{slow}`;
   const token = await redis.get(lockKey);
   expect(token).not.toBeNull();
   let reads = 0;

@@ -6,6 +6,7 @@ import { queuePrefix } from './redis.js';
 export * from './catalog.js';
 export {
   checkRedisKind,
+  RedisKindError,
   createRedis,
   isCluster,
   queuePrefix,

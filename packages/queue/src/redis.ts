@@ -117,6 +117,14 @@ export function createRedis(url: string, opts: CreateRedisOptions = {}): Redis {
 }
 
 /**
+ * REDIS_URL names a kind of Redis that is not the one answering (one node of a Cluster given as
+ * `redis://`): a configuration error no retry can fix, so a process stops at start.
+ */
+export class RedisKindError extends Error {
+  override name = 'RedisKindError';
+}
+
+/**
  * Refuses, at start, a REDIS_URL that cannot work with the Redis it reaches: `redis://` or
  * `redis+sentinel://` pointing at a node of a Redis Cluster, which would answer MOVED for
  * every key of another node's slots. (The opposite, `redis+cluster://` for a plain node, never
@@ -126,7 +134,7 @@ export async function checkRedisKind(redis: Redis, url: string): Promise<void> {
   if (parseRedisUrl(url).kind === 'cluster') return;
   const info = await redis.info('cluster');
   if (/^cluster_enabled:1/m.test(info))
-    throw new Error(
+    throw new RedisKindError(
       'REDIS_URL names one node of a Redis Cluster: list its nodes as redis+cluster://host:port,host:port (docs/deploy.md)',
     );
 }

@@ -342,6 +342,7 @@ export class StoryChecker {
    * ProxyError when the proxy fails.
    */
   async warmConnection(proxy: ProxyTarget | undefined): Promise<void> {
+    this.guardProxy(proxy);
     try {
       // The TLS options got passes key the HTTP/2 session: only `ca` here.
       await this.agents.warm(
@@ -357,6 +358,18 @@ export class StoryChecker {
         { cause: e },
       );
     }
+  }
+
+  /**
+   * Refuses a proxy whose address is special-purpose (loopback, private, metadata…) unless
+   * allowPrivateProxies. IP literals are not looked up by net.connect, so the connect-time
+   * lookup guard never sees them: they are checked here, before any connection.
+   */
+  private guardProxy(proxy: ProxyTarget | undefined): void {
+    if (!proxy || this.allowPrivateProxies) return;
+    const why = proxyUrlProblem(proxy.url);
+    if (why)
+      throw new ProxyAddressError(`proxy ${proxy.label} refused: ${why} (${ALLOW_PRIVATE_HINT})`);
   }
 
   /** Closes keep-alive sockets and HTTP/2 sessions. */
@@ -386,15 +399,7 @@ export class StoryChecker {
       if (s.dsUserId) cookies.push(`ds_user_id=${s.dsUserId}`);
       headers.cookie = cookies.join('; ');
     }
-    if (opts.proxy && !this.allowPrivateProxies) {
-      // IP literals are not looked up by net.connect: the guard checks them here.
-      const why = proxyUrlProblem(opts.proxy.url);
-      if (why) {
-        throw new ProxyAddressError(
-          `proxy ${opts.proxy.label} refused: ${why} (${ALLOW_PRIVATE_HINT})`,
-        );
-      }
-    }
+    this.guardProxy(opts.proxy);
     const started = performance.now();
     const startedAtMs = Date.now();
     let res;

@@ -123,7 +123,7 @@ describe('through a real loopback proxy with credentials', () => {
 
 describe('connections ready before a lease is used (warmConnection)', () => {
   it('opens a tunnel without sending a request, and the next request goes out on it', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const checker = new StoryChecker({ baseUrl: sim.url, allowPrivateProxies: true, logger });
     try {
       const proxy = target(2);
       const tunnels = () => pool.stats()[proxy.label]!.tunnels;
@@ -154,7 +154,12 @@ describe('connections ready before a lease is used (warmConnection)', () => {
   });
 
   it('a proxy that never answers the CONNECT gives up after the request timeout', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger, requestTimeoutMs: 300 });
+    const checker = new StoryChecker({
+      baseUrl: sim.url,
+      allowPrivateProxies: true,
+      logger,
+      requestTimeoutMs: 300,
+    });
     const proxy = target(1);
     await pool.setBroken(proxy.label, 'silent');
     try {
@@ -166,9 +171,22 @@ describe('connections ready before a lease is used (warmConnection)', () => {
   });
 
   it('a proxy that refuses the tunnel is a ProxyError', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const checker = new StoryChecker({ baseUrl: sim.url, allowPrivateProxies: true, logger });
     try {
       await expect(checker.warmConnection(target(2, 'wrong'))).rejects.toBeInstanceOf(ProxyError);
+    } finally {
+      checker.close();
+    }
+  });
+
+  it('a loopback proxy is refused before any tunnel opens without ALLOW_PRIVATE_PROXIES', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const proxy = target(2);
+    const t0 = pool.stats()[proxy.label]!.tunnels;
+    try {
+      const err = await checker.warmConnection(proxy).catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe('proxy_address_refused');
+      expect(pool.stats()[proxy.label]!.tunnels).toBe(t0);
     } finally {
       checker.close();
     }

@@ -510,7 +510,9 @@ async function leaseFor(
     if (r.reason === 'no_usable_session')
       return { ok: false, result: 'unknown', detail: 'not checked: its proxy is disabled or gone' };
     const snap = (await pool.snapshot()).sessions.find((s) => s.id === sessionId);
-    if (snap && snap.cooldownLeftMs > 0 && snap.cooldownLeftMs >= r.waitMs - 1)
+    // Cooling at all means reported, not waited for. (Comparing the cooldown left with the
+    // acquire's waitMs raced: the snapshot is read later, so under load it came out smaller.)
+    if (snap && snap.cooldownLeftMs > 0)
       return {
         ok: false,
         result: 'cooling',
