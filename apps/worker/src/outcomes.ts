@@ -4,6 +4,7 @@ import {
   ProxyError,
   SessionBlockedError,
   SessionDeadError,
+  StoryCheckError,
   ThrottledError,
   UpstreamError,
 } from '@storycheck/story-checker';
@@ -90,13 +91,25 @@ export function infraDependencyOf(err: unknown): InfraKind | null {
   return null;
 }
 
+/**
+ * {@link infraDependencyOf} for an error a job threw: null for the upstream's own errors (a
+ * StoryCheckError, whatever its cause — an ECONNREFUSED from the upstream or a proxy is the
+ * upstream's, and spends attempts as the table says) and for budget waits; else which
+ * dependency failed. The worker puts the job back without an attempt when this is non-null.
+ */
+export function infraErrorOf(err: unknown): InfraKind | null {
+  if (err instanceof StoryCheckError) return null;
+  if (err instanceof LeaseWaitError || err instanceof NoSessionError) return null;
+  return infraDependencyOf(err);
+}
+
 /** The action for an error; infrastructure errors are delayed; anything unknown is our bug. */
 export function actionFor(err: unknown): Action {
   if (err instanceof UpstreamError && err.code === 'aborted') return 'delay';
   if (err instanceof LeaseWaitError || err instanceof NoSessionError) return 'delay';
   if ((err as Error)?.name === 'AbortError') return 'delay'; // shutdown while waiting for budget
   for (const [cls, action] of TABLE) if (err instanceof cls) return action;
-  if (infraDependencyOf(err)) return 'delay';
+  if (infraErrorOf(err)) return 'delay';
   return 'fail';
 }
 

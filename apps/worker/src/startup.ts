@@ -25,7 +25,9 @@ export async function dependencyProblem(config: Config): Promise<string | null> 
 /** A write under the prefix, as the worker does (a PING still answers when Redis is full). */
 async function probeRedis(config: Config): Promise<string | null> {
   const r = createRedis(config.redisUrl, { role: 'client', name: 'storycheck-worker-start' });
-  r.on('error', () => undefined);
+  // The connection's own error says why (ECONNREFUSED …); the command's only "max retries".
+  let connError: string | null = null;
+  r.on('error', (e: Error) => (connError ??= firstLine(e)));
   try {
     await withDeadline(
       r.set(`${config.prefix}:health:starting-${process.pid}`, '1', 'PX', 10_000),
@@ -33,7 +35,7 @@ async function probeRedis(config: Config): Promise<string | null> {
     );
     return null;
   } catch (e) {
-    return redactString(firstLine(e));
+    return redactString(connError ?? firstLine(e));
   } finally {
     r.disconnect();
   }

@@ -28,6 +28,7 @@ import {
   causeChain,
   errorCode,
   infraDependencyOf,
+  infraErrorOf,
   throttleDelayMs,
   type Dependency,
 } from './outcomes.js';
@@ -254,7 +255,7 @@ async function startWorkerOn(
     if (now - lastPutBackLogAt >= 5_000) {
       logger.warn('dependency error; check put back without spending an attempt', {
         jobId: job.id,
-        kind: infraDependencyOf(err),
+        kind: infraErrorOf(err),
         error: redactString(firstLine(err)),
         delayMs,
         ...(putBackUnlogged ? { alsoPutBack: putBackUnlogged } : {}),
@@ -309,7 +310,7 @@ async function startWorkerOn(
       return await processJobOnce(job, token);
     } catch (err) {
       if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
-      if (!infraDependencyOf(err)) throw err;
+      if (!infraErrorOf(err)) throw err;
       const delayMs = abort.signal.aborted ? 0 : 2_000 + Math.floor(Math.random() * 3_000);
       return putBack(job, token, err, delayMs);
     }
@@ -344,7 +345,7 @@ async function startWorkerOn(
       result = await checkUsername(parts, username, abort.signal);
     } catch (err) {
       // Redis or Postgres failed, not the check: processJob puts the job back.
-      if (infraDependencyOf(err) && !abort.signal.aborted) throw err;
+      if (infraErrorOf(err) && !abort.signal.aborted) throw err;
       const action = actionFor(err);
       const finishedAt = new Date();
       const base = {

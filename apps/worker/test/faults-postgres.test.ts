@@ -17,8 +17,8 @@ import { startSim, type SimServer } from '@storycheck/upstream-sim';
 
 /**
  * Issue 14 item 2, against a private Postgres: the worker's connections are terminated
- * (pg_terminate_backend) while it records results, then Postgres is stopped for ~10 s and
- * started again. The worker survives all of it (no "Unhandled 'error' event … Connection
+ * (pg_terminate_backend) while it records results, then Postgres is stopped (a second worker
+ * started meanwhile must wait, not exit) and started again. The worker survives all of it (no "Unhandled 'error' event … Connection
  * terminated unexpectedly"), records nothing as failed for it, resumes by itself, and the batch
  * completes exactly with every result right.
  */
@@ -104,9 +104,23 @@ it('survives terminated connections and a Postgres stop/start; the batch complet
   );
   // A stop of ~10 s: every connection drops (57P01), new ones are refused meanwhile.
   await pgp.stop();
-  await sleep(10_000); // the outage itself (not an assertion on time)
+  // A worker started during the outage waits and retries instead of exiting: count its lines
+  // (backoff 1, 2, 4 s: three lines also make an outage of several seconds).
+  const late = spawnNode(WORKER, [], env({ WORKER_CONCURRENCY: '8' }));
+  procs.push(late);
+  await waitFor(
+    () => late.child.exitCode !== null || late.stderr().split('cannot start yet').length - 1 >= 3,
+    'three start retries',
+    60_000,
+  ).catch(dump(late));
+  expect(late.child.exitCode).toBeNull();
   expect(w.child.exitCode).toBeNull();
   await pgp.start();
+  await waitFor(
+    () => late.stderr().includes('worker started'),
+    'the late worker to start',
+    60_000,
+  ).catch(dump(late));
   await waitFor(
     async () =>
       w.child.exitCode !== null ||
@@ -116,6 +130,7 @@ it('survives terminated connections and a Postgres stop/start; the batch complet
     180_000,
   ).catch(dump(w));
   expect(w.child.exitCode).toBeNull();
+  expect(late.child.exitCode).toBeNull();
   expect(w.stderr()).not.toContain("Unhandled 'error' event");
   expect(w.stderr()).toContain('dependency unavailable; pausing');
 
