@@ -29,11 +29,14 @@ function positiveInt(v: string): number {
 /**
  * Runs the `storycheck` CLI with `argv` (without node and script) and returns the exit code:
  * 0 success, 2 bad usage or invalid input (nothing written), 1 any other failure. Errors are
- * one redacted line on stderr; the stack only with LOG_LEVEL=debug.
+ * one redacted line on stderr; the stack only with LOG_LEVEL=debug. With `inspect`, hands it the
+ * commander program (every command, argument and option) instead of running anything: the docs
+ * generator (packages/devtools/docs-gen.mjs) writes docs/cli.md from it.
  */
 export async function runCli(
   argv: string[],
   env: Record<string, string | undefined> = process.env,
+  inspect?: (program: Command) => void,
 ): Promise<number> {
   let ctx: Context | undefined;
   const context = (): Context => (ctx ??= new Context(env));
@@ -196,6 +199,8 @@ export async function runCli(
       cacheClear(context(), o),
     );
 
+  // The docs generator and the docs tests read the command tree here; nothing is run.
+  if (inspect) return (inspect(program), 0);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

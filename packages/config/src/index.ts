@@ -54,7 +54,7 @@ const rate = z.string().transform((v, ctx): Rate => {
  * Every variable of CONTRACT.md, with its default. One line per variable: meaning, unit,
  * default. Names are the environment names so a failing variable is reported as written.
  */
-const envSchema = z.object({
+export const envSchema = z.object({
   /** Redis for queues, limiter and caches. */
   REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
   /** Postgres, the source of truth; `db migrate` creates the database if missing. */
