@@ -34,3 +34,4 @@ export function collectMetrics(): Promise<
   Map<string, { type: string; help: string; labels: string[]; on: string[] }>
 >;
 export function generate(): Promise<{ pages: Map<string, string>; problems: string[] }>;
+export function scanLogMessages(): Map<string, string>;

@@ -537,6 +537,34 @@ async function genErrors(problems) {
   );
 }
 
+/* ------------------------------------------------------------------ log messages */
+
+/**
+ * Every warn/error log message written as a literal in the scanned sources:
+ * `logger.warn('…')`, `log.error('…')` (also across lines) and `log.log(cond ? 'error' : 'warn', '…')`.
+ * Messages built at run time (the watchdog's reasons) are not found: document them by hand.
+ * Returns Map(message → first file).
+ */
+export function scanLogMessages() {
+  const out = new Map();
+  for (const file of scannedFiles()) {
+    if (!file.endsWith('.ts')) continue;
+    const src = readFileSync(join(ROOT, file), 'utf8');
+    const add = (text) => {
+      // A template literal counts by its fixed start (`proxy ${label} failed` → "proxy").
+      const fixed = text.split('${')[0].trim();
+      if (fixed && !out.has(fixed)) out.set(fixed, file);
+    };
+    for (const m of src.matchAll(/\.(?:warn|error)\(\s*(['"`])((?:(?!\1)[^\\]|\\.)*?)\1/g))
+      add(m[2]);
+    for (const m of src.matchAll(
+      /\.log\(\s*[^,()]*'(?:warn|error)'[^,()]*,\s*(['"`])((?:(?!\1).)*?)\1/g,
+    ))
+      add(m[2]);
+  }
+  return out;
+}
+
 /* ------------------------------------------------------------------ metrics */
 
 /** Every metric of the worker and the board: Map(name → { type, help, labels, on: [...] }). */
