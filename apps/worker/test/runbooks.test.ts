@@ -294,3 +294,127 @@ describe('runbook: a batch stuck in running (docs/runbooks/batch-stuck.md)', () 
     await watchToCompletion('batch-stuck.md', batchId);
   });
 });
+
+describe('runbook: every session throttled (docs/runbooks/sessions-throttled.md)', () => {
+  const KEY = Buffer.alloc(32, 9).toString('base64');
+  const sid = (n: number) => `${2_000_000 + n}%3AabcdefghijklMNOP%3A${n}%3Asecret${n}`;
+  // The upstream's real limit per session; the workers start far above it.
+  const REAL_RATE = '3/1s';
+  let tsim: SimServer;
+  beforeAll(async () => {
+    tsim = await startSim({
+      seed: 43,
+      size: 300,
+      requireSession: true,
+      sessions: [1, 2, 3].map((n) => ({ sessionid: sid(n), label: `acct${n}` })),
+      budgets: {
+        session: { rate: REAL_RATE, burst: 3 },
+        ip: { rate: '1000/1s', burst: 100 },
+        penaltyMs: 1_000,
+      },
+    });
+  });
+  afterAll(async () => {
+    await tsim.close();
+  });
+
+  const env = (extra: Record<string, string>) => ({
+    STORYCHECK_SECRET_KEY: KEY,
+    THROTTLE_BACKOFF_BASE: '1s',
+    THROTTLE_BACKOFF_CAP: '2s',
+    ...extra,
+  });
+  const tcli = (args: string[], stdin?: string) =>
+    runNode(CLI, args, { ...h.env(tsim.url), ...env({}) }, stdin);
+  const throttled = (e: { status: number; kind: string }) =>
+    e.status === 429 || (e.status === 401 && e.kind !== 'current_user');
+
+  it('budgets above the real limit: sessions cool; the page fix (lower SESSION_RATE, restart) stops the 429s and the batch completes', async () => {
+    const imp = await tcli(
+      ['sessions', 'import', '-'],
+      [1, 2, 3]
+        .map((n) =>
+          JSON.stringify({
+            label: `acct${n}`,
+            sessionid: sid(n),
+            ds_user_id: String(2_000_000 + n),
+          }),
+        )
+        .join('\n'),
+    );
+    expect(imp.code).toBe(0);
+    const names = tsim.world.usernames().slice(0, 90);
+    const batchId = (
+      JSON.parse((await tcli(['enqueue', '-', '--json'], names.join('\n'))).stdout) as {
+        batchId: string;
+      }
+    ).batchId;
+    const hot = h.startWorker(
+      tsim,
+      env({ SESSION_RATE: '60/1s', SESSION_BURST: '10', BUDGET_MARGIN: '0' }),
+    );
+
+    // Symptom and confirm: 429s at the upstream; `sessions list` shows the sessions throttled.
+    const confirm = runbookCommand(
+      'sessions-throttled.md',
+      'Confirm',
+      'storycheck sessions list',
+      batchId,
+    );
+    await waitFor(
+      async () => {
+        const r = await tcli([...confirm, '--json']);
+        const rows = JSON.parse(r.stdout) as Array<{ status: string; lastError: string | null }>;
+        return rows.some((x) => x.status === 'cooling' || x.lastError === 'throttled');
+      },
+      'a session throttled and cooling',
+      60_000,
+    );
+    expect(tsim.requestLog().filter(throttled).length).toBeGreaterThan(0);
+
+    // Fix, steps 2 and 3: lower SESSION_RATE to the real limit, restart every worker (SIGTERM).
+    const page = readFileSync(join(ROOT, 'docs/runbooks/sessions-throttled.md'), 'utf8');
+    expect(page).toMatch(/Lower `SESSION_RATE`/);
+    expect(page).toMatch(/Restart every worker/);
+    hot.child.kill('SIGTERM');
+    expect(await hot.exited).toBe(0);
+    const restartedAt = Date.now();
+    h.startWorker(
+      tsim,
+      env({ SESSION_RATE: REAL_RATE, SESSION_BURST: '3', BUDGET_MARGIN: '0.25' }),
+    );
+
+    // Fix, step 6: promote the jobs delayed during the storm — what the board's "promote all"
+    // does (bull-board calls BullMQ's promoteJobs) — instead of waiting up to 5 minutes.
+    expect(page).toMatch(/promote all jobs/);
+    await h.queue.promoteJobs();
+
+    // Verify with the page's commands: the batch completes, sessions back to active.
+    await watchToCompletion('sessions-throttled.md', batchId);
+    const verify = runbookCommand(
+      'sessions-throttled.md',
+      'Verify',
+      'storycheck sessions list',
+      batchId,
+    );
+    await waitFor(
+      async () => {
+        const r = await tcli([...verify, '--json']);
+        return (JSON.parse(r.stdout) as Array<{ status: string }>).every(
+          (x) => x.status === 'active',
+        );
+      },
+      'every session active again',
+      30_000,
+    );
+    // The 429s stop: the upstream may still refuse the first requests after the restart (its
+    // own penalty for the storm), but the second half of the requests sent since gets none.
+    const post = tsim
+      .requestLog()
+      .filter((e) => e.timeMs > restartedAt)
+      .sort((x, y) => x.timeMs - y.timeMs);
+    const tail = post.slice(Math.floor(post.length / 2));
+    expect(tail.length).toBeGreaterThan(20);
+    expect(tail.filter(throttled)).toEqual([]);
+  }, 180_000);
+});
