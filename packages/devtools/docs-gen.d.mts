@@ -35,3 +35,4 @@ export function collectMetrics(): Promise<
 >;
 export function generate(): Promise<{ pages: Map<string, string>; problems: string[] }>;
 export function scanLogMessages(): Map<string, string>;
+export function scanMetricNames(): Map<string, string>;

@@ -590,8 +590,25 @@ export async function collectMetrics() {
   return out;
 }
 
+/** Metric names written in the sources (`name: 'storycheck_…'`): Map(name → file). */
+export function scanMetricNames() {
+  const out = new Map();
+  for (const file of scannedFiles()) {
+    if (!file.endsWith('.ts')) continue;
+    const src = readFileSync(join(ROOT, file), 'utf8');
+    for (const m of src.matchAll(/\bname:\s*'(storycheck_[a-z0-9_]+)'/g))
+      if (!out.has(m[1])) out.set(m[1], file);
+  }
+  return out;
+}
+
 async function genMetrics(problems) {
   const metrics = await collectMetrics();
+  for (const [name, file] of scanMetricNames())
+    if (!metrics.has(name))
+      problems.push(
+        `metric ${name} (${file}) is not in the registries docs-gen reads: add its registry to collectMetrics() in packages/devtools/docs-gen.mjs`,
+      );
   const tplText = readSrc('metrics.md');
   const tpl = splitSections(tplText, 3);
   const entryName = (h) => /^`([a-z_:][a-z0-9_:]*)`$/.exec(h)?.[1];
