@@ -95,6 +95,45 @@ describe('docs/configuration.md covers the schema exactly', () => {
   });
 });
 
+describe("the README's configuration table", () => {
+  it('names only variables of the schema, all of them, with their defaults', async () => {
+    const { schemaKeys, defaults } = await configDefaults();
+    const readme = page('README.md');
+    const section = readme.slice(
+      readme.indexOf('\n## Configuration'),
+      readme.indexOf('\n## Docker'),
+    );
+    const problems: string[] = [];
+    const seen = new Set<string>();
+    for (const row of tableRows(section).slice(1)) {
+      // `A` / `B` (or `A` / `_SUFFIX`) with defaults `x` / `y`.
+      const names: string[] = [];
+      for (const n of (row[0] ?? '').split(' / ').map(unquote)) {
+        const prev = names[names.length - 1];
+        names.push(n.startsWith('_') && prev ? prev.slice(0, prev.lastIndexOf('_')) + n : n);
+      }
+      const defs = (row[1] ?? '').split(' / ');
+      names.forEach((n, i) => {
+        seen.add(n);
+        if (!schemaKeys.includes(n)) {
+          problems.push(`README lists ${n}, which the schema lacks`);
+          return;
+        }
+        const d = defs.length === names.length ? defs[i]!.trim() : undefined;
+        if (d && /^`[^`]*`$/.test(d) && unquote(d) !== defaults.get(n))
+          problems.push(
+            `README says ${n} defaults to ${unquote(d)}, the schema ${defaults.get(n)}`,
+          );
+        if (d === 'unset' && defaults.get(n) !== 'unset')
+          problems.push(`README says ${n} is unset by default, the schema ${defaults.get(n)}`);
+      });
+    }
+    for (const k of schemaKeys) if (!seen.has(k)) problems.push(`README's table lacks ${k}`);
+    expect(problems).toEqual([]);
+    expect(seen.size).toBeGreaterThan(30);
+  });
+});
+
 describe('docs/errors.md covers every error code and class', () => {
   it('has an entry per code found in the sources and names every error class', () => {
     const text = page('docs/errors.md');
