@@ -20,17 +20,22 @@ COPY pnpm-lock.yaml pnpm-workspace.yaml ./
 RUN pnpm fetch
 COPY . .
 RUN pnpm install --frozen-lockfile --prefer-offline \
- && pnpm exec turbo run build --output-logs=errors-only
+ && TURBO_TELEMETRY_DISABLED=1 pnpm exec turbo run build --output-logs=errors-only
 # `pnpm deploy --prod` writes each app with its `dependencies` only (no devDependencies) into its
 # own node_modules; workspace packages are copied in with their dist/ (and db's drizzle/ SQL
 # migrations). Of each app only dist/, node_modules/ and package.json are kept, plus the bundled
 # demo sample (names of the simulator's default world) for the compose `demo` service. `deploy`
 # may read registry metadata that `fetch` does not keep, hence --prefer-offline, not --offline.
+# Dropped as well: source maps (ours and the dependencies'), and typescript and @types/*, which
+# the lockfile resolves as optional peers of production dependencies (valibot under
+# @bull-board/ui, drizzle-orm) but nothing loads at run time (~25 MB).
 RUN for app in producer worker board upstream-sim; do \
       pnpm --filter "@storycheck/$app" deploy --prod --prefer-offline "/prod/apps/$app" || exit 1; \
     done \
  && find /prod/apps/*/ -mindepth 1 -maxdepth 1 \
       ! -name dist ! -name node_modules ! -name package.json -exec rm -rf {} + \
+ && find /prod -name '*.map' -type f -delete \
+ && rm -rf /prod/apps/*/node_modules/.pnpm/typescript@* /prod/apps/*/node_modules/.pnpm/@types+* \
  && chmod 0755 /prod/apps/*/dist/main.js \
  && mkdir -p /prod/packages/devtools/samples \
  && cp packages/devtools/samples/demo-200.txt /prod/packages/devtools/samples/
@@ -55,7 +60,9 @@ ENTRYPOINT ["/usr/bin/tini", "--"]
 # Heap flags: a worker's live heap is ~30-40 MB, but an uncapped V8 grows lazily to ~200 MB RSS
 # under load; with these it peaks near 120 MB at concurrency 50 (docs/benchmarks.md).
 CMD ["node", "--max-old-space-size=128", "--max-semi-space-size=8", "apps/worker/dist/main.js"]
-# For the default command (a worker): its Redis (REDIS_URL, password included) answers PING.
-# Workers have no HTTP port yet; this moves to GET /healthz once WORKER_HTTP_PORT is served.
-# The same check is the compose worker's healthcheck; other services override it.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 CMD ["node", "-e", "const u = new URL(process.env.REDIS_URL || 'redis://127.0.0.1:6379'); const s = (u.protocol === 'rediss:' ? require('tls') : require('net')).connect(Number(u.port) || 6379, u.hostname); const auth = u.password ? 'AUTH ' + (u.username ? decodeURIComponent(u.username) + ' ' : '') + decodeURIComponent(u.password) + '\\r\\n' : ''; let b = ''; s.setTimeout(4000, () => process.exit(1)); s.on('error', () => process.exit(1)); s.on('data', (d) => { b += d; if (/^-/m.test(b)) process.exit(1); if (b.includes('+PONG')) process.exit(0); }); s.write(auth + 'PING\\r\\n');"]
+# For the default command (a worker): apps/worker/dist/healthcheck.js asks the worker's
+# GET /healthz when WORKER_HTTP_PORT is set (docker-compose.yml sets it), else checks that its
+# Redis (REDIS_URL) answers PING. One script per service, arguments without spaces: podman's
+# Docker API splits exec-form healthcheck arguments on spaces. The same check is the compose
+# worker's healthcheck; the board and the simulator have their own script.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=15s --retries=3 CMD ["node", "apps/worker/dist/healthcheck.js"]

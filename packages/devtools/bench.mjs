@@ -28,7 +28,7 @@ import {
   replaceResultsSection,
   resultRows,
 } from './bench-report.mjs';
-import { ROOT, ensurePnpm } from './lib.mjs';
+import { ROOT, ensurePnpm, turboEnv } from './lib.mjs';
 
 const USAGE = 'usage: pnpm bench [--quick] [--only id,id] [--runs N] [--write-docs]';
 const args = process.argv.slice(2);
@@ -99,6 +99,13 @@ const BENCHES = [
     why: 'median of 3 triples (bare, cold, warm) inside the script',
   },
   { id: 'scaling', dir: 'apps/worker', argv: ['bench/scaling.mjs'], runs: 3 },
+  {
+    id: 'capacity',
+    dir: 'apps/worker',
+    argv: ['bench/capacity.mjs'],
+    runs: 1,
+    why: 'Redis counters per check, not timings: one run',
+  },
 ];
 
 /** The child running now, so a SIGINT/SIGTERM (a CI timeout) stops it and its workers too. */
@@ -169,6 +176,7 @@ const build = spawnSync(
   {
     cwd: ROOT,
     stdio: 'inherit',
+    env: turboEnv(),
   },
 );
 if (build.status !== 0) {

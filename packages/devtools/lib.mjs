@@ -53,6 +53,14 @@ export function ensurePnpm() {
   return LOCAL_PNPM;
 }
 
+/**
+ * Environment for a spawned turbo: the caller's, with turborepo's anonymous telemetry (and the
+ * notice it prints on a first run) turned off.
+ */
+export function turboEnv(env = process.env) {
+  return { ...env, TURBO_TELEMETRY_DISABLED: '1' };
+}
+
 /** Installs dependencies (frozen lockfile) and builds every package; returns the pnpm path. */
 export function bootstrap() {
   const pnpm = ensurePnpm();
@@ -61,7 +69,7 @@ export function bootstrap() {
     env: { ...process.env, CI: 'true' },
   });
   step('building (turbo run build)');
-  run(pnpm, ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only']);
+  run(pnpm, ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only'], { env: turboEnv() });
   return pnpm;
 }
 

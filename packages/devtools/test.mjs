@@ -6,7 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { ROOT, bootstrap, requireServices, step } from './lib.mjs';
+import { ROOT, bootstrap, requireServices, step, turboEnv } from './lib.mjs';
 
 try {
   await requireServices();
@@ -22,7 +22,7 @@ try {
     ['lint (eslint)', ['exec', 'eslint', '.']],
   ]) {
     step(what);
-    const c = spawnSync(pnpm, args, { cwd: ROOT, stdio: 'inherit' });
+    const c = spawnSync(pnpm, args, { cwd: ROOT, stdio: 'inherit', env: turboEnv() });
     if (c.status !== 0) {
       checkFailures++;
       process.stderr.write(`test: ${what} failed\n`);

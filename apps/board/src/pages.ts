@@ -31,7 +31,7 @@ export function formatDuration(ms: number): string {
 }
 
 /** `<time>` with a relative text ("3m 05s ago", "in 42s") and the ISO instant as its title. */
-function relTime(atMs: number | null, nowMs: number): string {
+export function relTime(atMs: number | null, nowMs: number): string {
   if (atMs === null) return '<span class="muted">—</span>';
   const iso = new Date(atMs).toISOString();
   const d = atMs - nowMs;
@@ -41,11 +41,12 @@ function relTime(atMs: number | null, nowMs: number): string {
 }
 
 /** A coloured state badge; the class is the state itself (a closed set), escaped regardless. */
-function badge(state: string): string {
+export function badge(state: string): string {
   return `<span class="badge s-${escapeHtml(state)}">${escapeHtml(state)}</span>`;
 }
 
-const STYLE = `
+/** The pages' shared CSS (extended by {@link layout}'s `extraStyle`). */
+export const STYLE = `
 :root { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; }
 body { margin: 0; background: #f6f8fa; }
 header { background: #24292f; color: #fff; padding: 10px 20px; display: flex; gap: 20px; align-items: baseline; }
@@ -77,21 +78,35 @@ code { font-size: 12px; }
 .empty { padding: 14px; background: #fff; color: #57606a; }
 `;
 
-/** The page shell: header with links to the queues (bull-board), pool and batches pages. */
-function layout(title: string, current: '/pool' | '/batches', body: string): string {
+/** The board's own pages, for the header's "current" mark. */
+export type PagePath = '/pool' | '/batches';
+
+/**
+ * The page shell: header with links to the queues (bull-board), pool and batches pages.
+ * Links are relative to the board's root, reached from this page by `root` (`''` for pages at
+ * the top level, `'../'` one level down), so the board also works under a path prefix.
+ * `refresh` is the meta refresh period in seconds (0 = none).
+ */
+export function layout(
+  title: string,
+  current: PagePath,
+  body: string,
+  opts: { root?: string; refresh?: number; extraStyle?: string } = {},
+): string {
+  const root = opts.root ?? '';
+  const refresh = opts.refresh ?? 10;
   const link = (href: string, text: string) =>
-    `<a href="${href}"${href === current ? ' class="current"' : ''}>${text}</a>`;
+    `<a href="${root}${href}"${href === current.slice(1) ? ' class="current"' : ''}>${text}</a>`;
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="10">
-<title>${escapeHtml(title)} · storycheck</title>
-<style>${STYLE}</style>
+${refresh > 0 ? `<meta http-equiv="refresh" content="${refresh}">\n` : ''}<title>${escapeHtml(title)} · storycheck</title>
+<style>${STYLE}${opts.extraStyle ?? ''}</style>
 </head>
 <body>
-<header><strong>storycheck</strong>${link('./', 'Queues')}${link('pool', 'Pool')}${link('batches', 'Batches')}</header>
+<header><strong>storycheck</strong>${root ? `<a href="${root}">Queues</a>` : link('./', 'Queues')}${link('pool', 'Pool')}${link('batches', 'Batches')}</header>
 <main>
 ${body}
 </main>
@@ -127,7 +142,7 @@ const PROXY_ORDER: readonly ProxyStatus[] = ['active', 'cooling', 'broken', 'dis
  * usage, last used, last error code, proxy) and every proxy (label, state, usage, recover at,
  * last error). Times are relative to the snapshot's Redis time.
  */
-export function renderPoolPage(snap: PoolSnapshot): string {
+export function renderPoolPage(snap: PoolSnapshot, traffic = ''): string {
   const now = snap.at;
   const proxyLabels = new Map(snap.proxies.map((p) => [p.id, p.label]));
   const sessions = [...snap.sessions].sort((a, b) => a.label.localeCompare(b.label));
@@ -164,7 +179,7 @@ export function renderPoolPage(snap: PoolSnapshot): string {
     )
     .join('\n');
 
-  const body = `
+  const body = `${traffic}
 <h2>Sessions (${sessions.length})</h2>
 ${summary(
   SESSION_ORDER,
@@ -214,9 +229,9 @@ export function renderBatchesPage(batches: readonly BatchStatus[], nowMs: number
         (k) => `<td class="num c-${k}">${escapeHtml(b.counts[k])}</td>`,
       ).join('');
       return `<tr>
-<td><code>${escapeHtml(b.batchId)}</code></td>
+<td><a href="batches/${encodeURIComponent(b.batchId)}"><code>${escapeHtml(b.batchId)}</code></a></td>
 <td>${b.name === null ? '<span class="muted">—</span>' : escapeHtml(b.name)}</td>
-<td>${badge(b.state)}</td>
+<td>${badge(b.state)}${b.sealed ? '' : ' <span class="badge s-unsealed" title="the enqueue has not finished (still running, or interrupted: resume with storycheck enqueue --batch-id)">unsealed</span>'}</td>
 <td><span class="bar" role="progressbar" aria-valuenow="${pct.toFixed(1)}" aria-valuemin="0" aria-valuemax="100"><span style="width:${pct.toFixed(1)}%"></span></span><span class="pct">${pctText}</span></td>
 <td class="num">${escapeHtml(b.done)} / ${escapeHtml(b.total)}</td>
 ${counts}
@@ -241,6 +256,8 @@ ${rows}
 }
 
 /** A small error page (e.g. Redis or Postgres unavailable) in the same shell. */
-export function renderErrorPage(current: '/pool' | '/batches', message: string): string {
-  return layout('Unavailable', current, `<div class="empty">${escapeHtml(message)}</div>`);
+export function renderErrorPage(current: PagePath, message: string, root = ''): string {
+  return layout('Unavailable', current, `<div class="empty">${escapeHtml(message)}</div>`, {
+    root,
+  });
 }

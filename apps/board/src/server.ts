@@ -10,10 +10,13 @@ import type { Redis } from 'ioredis';
 import type { Config } from '@storycheck/config';
 import { listBatches, openDb, type BatchStatus } from '@storycheck/db';
 import type { Logger } from '@storycheck/logger';
-import { createPool, type PoolSnapshot } from '@storycheck/pool';
+import { createPool, createTraffic, type PoolSnapshot, type TrafficBucket } from '@storycheck/pool';
 import { createRedis, openCheckQueue } from '@storycheck/queue';
+import { boardLinks } from './board-links.js';
+import { dbBatchDetail, mountBatchRoutes, type BatchDetailSource } from './batch-routes.js';
 import { BoardMetrics } from './metrics.js';
 import { renderBatchesPage, renderErrorPage, renderPoolPage } from './pages.js';
+import { renderTraffic } from './pool-traffic.js';
 
 /** Realm sent in `WWW-Authenticate`; browsers show it in the login prompt. */
 const REALM = 'storycheck';
@@ -23,6 +26,9 @@ const READY_PING_TIMEOUT_MS = 1_000;
 
 /** How long `/pool` and `/batches` wait for Redis / Postgres before answering 503 (ms). */
 const PAGE_READ_TIMEOUT_MS = 5_000;
+
+/** Minutes of upstream traffic the `/pool` page draws. */
+const TRAFFIC_MINUTES = 10;
 
 /** Batches shown by `/batches` unless `?limit=` (1–200) says otherwise. */
 const DEFAULT_BATCH_LIMIT = 20;
@@ -53,6 +59,12 @@ export interface BoardAppOptions {
   poolSnapshot?: (() => Promise<PoolSnapshot>) | undefined;
   /** Source of `/batches` (newest first, at most `limit`); undefined = not configured. */
   listBatches?: ((limit: number) => Promise<BatchStatus[]>) | undefined;
+  /** Source of `/batches/:id` and its result downloads; undefined = 404. */
+  batchDetail?: BatchDetailSource | undefined;
+  /** The workers' traffic buckets of the last `minutes` for `/pool`; undefined = no charts. */
+  poolTraffic?: ((minutes: number) => Promise<TrafficBucket[]>) | undefined;
+  /** GLOBAL_RATE in requests/s, caps the ceiling drawn on `/pool`; undefined = none. */
+  globalPerS?: number | undefined;
   /** Served at `/metrics` (behind the same auth as the UI); undefined = 404. */
   metrics?: { render(): Promise<string>; readonly contentType: string } | undefined;
 }
@@ -199,7 +211,20 @@ export function createBoardApp(opts: BoardAppOptions): Express {
       sendPage(res, 503, renderErrorPage('/pool', 'Redis is unavailable: cannot read the pool.'));
       return;
     }
-    sendPage(res, 200, renderPoolPage(snap));
+    // The charts are a bonus: without the traffic buckets the page still shows the pool.
+    let traffic = '';
+    if (opts.poolTraffic) {
+      try {
+        const buckets = await within(opts.poolTraffic(TRAFFIC_MINUTES), PAGE_READ_TIMEOUT_MS);
+        traffic = renderTraffic(buckets, snap, {
+          minutes: TRAFFIC_MINUTES,
+          globalPerS: opts.globalPerS,
+        });
+      } catch (err) {
+        opts.logger.warn('pool page: cannot read traffic', { error: (err as Error).message });
+      }
+    }
+    sendPage(res, 200, renderPoolPage(snap, traffic));
   });
 
   app.get('/batches', async (req, res) => {
@@ -223,6 +248,12 @@ export function createBoardApp(opts: BoardAppOptions): Express {
       return;
     }
     sendPage(res, 200, renderBatchesPage(rows, Date.now()));
+  });
+
+  mountBatchRoutes(app, {
+    source: opts.batchDetail,
+    logger: opts.logger,
+    timeoutMs: PAGE_READ_TIMEOUT_MS,
   });
 
   if (opts.readonly) {
@@ -255,6 +286,8 @@ export function createBoardApp(opts: BoardAppOptions): Express {
       },
     },
   });
+  // bull-board's header gets visible links to Pool and Batches (its miscLinks hide in a menu).
+  app.use(boardLinks());
   app.use('/', serverAdapter.getRouter() as express.Router);
 
   // Last resort: log without the request (headers may carry credentials) and answer 500.
@@ -357,7 +390,14 @@ export async function startBoard(config: Config, deps: { logger: Logger }): Prom
     },
   });
   const poolSnapshot = () => pool.snapshot();
-  const metrics = new BoardMetrics({ queues: [queue], poolSnapshot });
+  const traffic = createTraffic(redis, config.prefix);
+  const metrics = new BoardMetrics({
+    queues: [queue],
+    poolSnapshot,
+    redisInfo: () => redis.info('memory'),
+    // Running batches are among the newest; 200 covers any realistic number at once.
+    listBatches: () => listBatches(db.db, 200),
+  });
 
   const app = createBoardApp({
     queues: [queue],
@@ -371,6 +411,11 @@ export async function startBoard(config: Config, deps: { logger: Logger }): Prom
     },
     poolSnapshot,
     listBatches: (limit) => listBatches(db.db, limit),
+    batchDetail: dbBatchDetail(db.db),
+    poolTraffic: (minutes) => traffic.read(minutes),
+    globalPerS: config.globalRate
+      ? (config.globalRate.count * 1_000) / config.globalRate.periodMs
+      : undefined,
     metrics,
   });
   const server = createServer(app);

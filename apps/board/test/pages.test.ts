@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
   addItems,
+  appendBatchLog,
   createBatch,
   migrate,
   openDb,
@@ -9,11 +10,12 @@ import {
   sealBatch,
   type DbHandle,
 } from '@storycheck/db';
-import { createPool, type Pool } from '@storycheck/pool';
+import { createPool, poolKeys, type Pool } from '@storycheck/pool';
 import { CHECK_JOB, createRedis, openCheckQueue, type CheckQueue } from '@storycheck/queue';
 import {
   createTestDatabase,
   createTestPrefix,
+  runNode,
   type TestDatabase,
   type TestPrefix,
 } from '@storycheck/testkit';
@@ -37,6 +39,8 @@ let dbh: DbHandle;
 let board: RunningBoard;
 const batchId = randomUUID();
 const emptyBatchId = randomUUID();
+const bigBatchId = randomUUID();
+const PRODUCER = new URL('../../producer/dist/main.js', import.meta.url).pathname;
 
 beforeAll(async () => {
   tdb = await createTestDatabase(migrate);
@@ -77,7 +81,40 @@ beforeAll(async () => {
   await recordResult(dbh.db, batchId, 'ann', { status: 'active', attempts: 1, storyCount: 2 });
   await recordResult(dbh.db, batchId, 'ben', { status: 'not_found', attempts: 1 });
   await recordResult(dbh.db, batchId, 'cat', { status: 'failed', attempts: 5, error: 'x' });
+  await appendBatchLog(dbh.db, [
+    {
+      batchId,
+      event: 'check',
+      username: 'cat',
+      attempt: 5,
+      outcome: 'failed',
+      errorCode: 'x',
+      errorMessage: EVIL,
+    },
+  ]);
+  // 120 items, every third failed: three pages of the item list.
+  await createBatch(dbh.db, { id: bigBatchId, name: 'big' });
+  await addItems(
+    dbh.db,
+    bigBatchId,
+    Array.from({ length: 120 }, (_, seq) => ({
+      seq,
+      username: `user_${String(seq).padStart(3, '0')}`,
+    })),
+  );
+  await sealBatch(dbh.db, bigBatchId, { duplicates: 0, rejected: 0 });
+  for (let i = 0; i < 120; i += 3)
+    await recordResult(dbh.db, bigBatchId, `user_${String(i).padStart(3, '0')}`, {
+      status: 'failed',
+      attempts: 2,
+      error: i % 2 ? 'upstream_error' : 'malformed_response',
+    });
   await createBatch(dbh.db, { id: emptyBatchId, name: EVIL });
+  // Traffic as the workers write it (pool traffic.ts), in the bucket 20 s before the running one.
+  const bucketS = Math.floor(Date.now() / 10_000) * 10 - 20;
+  const tkey = `${poolKeys(tp.prefix).base}t:${bucketS}`;
+  await redis.hset(tkey, 'r:px1', '30', 't:px1', '5', 'r:-', '7');
+  await redis.expire(tkey, 600);
 
   await queue.add(CHECK_JOB, { batchId, username: 'dan' }, { jobId: `${batchId}.dan` });
   await queue.add(
@@ -115,6 +152,9 @@ describe('auth on the board pages', () => {
     { path: '/pool', authorization: basic(USER, 'wrong') },
     { path: '/batches', authorization: basic('someone', PASSWORD) },
     { path: '/metrics', authorization: basic(USER, 'wrong') },
+    { path: `/batches/${batchId}`, authorization: undefined },
+    { path: `/batches/${batchId}/results.csv`, authorization: basic(USER, 'wrong') },
+    { path: `/batches/${batchId}/results.ndjson`, authorization: undefined },
   ])('$path answers 401 without the right credentials', async ({ path, authorization }) => {
     const r = await get(path, authorization ? { authorization } : {});
     expect(r.status).toBe(401);
@@ -243,6 +283,19 @@ describe('/metrics on the board', () => {
       expect(r.text).not.toContain(never);
   });
 
+  it("exports Redis memory and the running batches' progress, without batch ids", async () => {
+    const r = await get('/metrics');
+    const s = parsePrometheus(r.text);
+    expect(valueOf(s, 'storycheck_redis_memory_used_bytes', {})).toBeGreaterThan(0);
+    expect(valueOf(s, 'storycheck_redis_maxmemory_bytes', {})).toBeGreaterThanOrEqual(0);
+    // batchId and bigBatchId are running (some items done, some pending).
+    expect(valueOf(s, 'storycheck_batches_running', {})).toBe(2);
+    expect(valueOf(s, 'storycheck_batch_eta_seconds', {})).toBeGreaterThan(0);
+    expect(valueOf(s, 'storycheck_metrics_source_up', { source: 'postgres' })).toBe(1);
+    expect(valueOf(s, 'storycheck_metrics_source_up', { source: 'redis' })).toBe(1);
+    for (const id of [batchId, bigBatchId]) expect(r.text).not.toContain(id);
+  });
+
   it('moves when the pool changes', async () => {
     await pool.markSession('ses1', 'challenge', 'checkpoint_required');
     const s = parsePrometheus((await get('/metrics')).text);
@@ -257,6 +310,148 @@ describe('bull-board links to the pages', () => {
     expect(r.status).toBe(200);
     expect(r.text).toContain('/pool');
     expect(r.text).toContain('/batches');
+  });
+
+  it("puts visible Pool and Batches links in bull-board's page, on every page route", async () => {
+    for (const path of ['/', '/queue/story-check']) {
+      const r = await get(path);
+      expect(r.status).toBe(200);
+      const nav = /<nav id="storycheck-nav"[^>]*>(.*?)<\/nav>/.exec(r.text)?.[1];
+      expect(nav).toContain('<a href="pool"');
+      expect(nav).toContain('<a href="batches"');
+    }
+    // The API and assets are left as they are.
+    const api = await get('/api/queues');
+    expect(api.text).not.toContain('storycheck-nav');
+  });
+});
+
+describe('/pool traffic', () => {
+  it('draws requests and throttled answers per proxy against the ceiling', async () => {
+    const r = await get('/pool');
+    expect(r.status).toBe(200);
+    const table = r.text.split('<table id="traffic">')[1]!.split('</table>')[0]!;
+    const cells = (label: string) =>
+      [
+        ...(table.split('<tr').find((x) => x.includes(`<td>${label}</td>`)) ?? '').matchAll(
+          /<t[dh][^>]*>([^<]*)<\/t[dh]>/g,
+        ),
+      ].map((m) => m[1]);
+    // label, last-minute rate, ceiling, requests, throttled
+    expect(cells('proxy-frankfurt')).toEqual([
+      'proxy-frankfurt',
+      expect.any(String),
+      expect.any(String),
+      '30',
+      '5',
+    ]);
+    expect(cells('direct (no proxy)')).toEqual([
+      'direct (no proxy)',
+      expect.any(String),
+      expect.any(String),
+      '7',
+      '0',
+    ]);
+    expect(r.text).toContain('<svg class="chart" id="traffic-total"');
+    expect(r.text).toContain('<svg class="chart" id="traffic-px1"');
+    // No script and nothing fetched from elsewhere.
+    expect(r.text).not.toMatch(/<script|https?:\/\//);
+  });
+});
+
+describe('/batches/:id', () => {
+  it('is linked from /batches', async () => {
+    const r = await get('/batches');
+    expect(r.text).toContain(`<a href="batches/${batchId}">`);
+  });
+
+  it('shows progress, counts, failures by code with examples and the log errors, escaped', async () => {
+    const r = await get(`/batches/${batchId}`);
+    expect(r.status).toBe(200);
+    expect(r.text).toContain('<b class="">3 / 4</b>');
+    const failures = r.text.split('<table id="failures">')[1]!.split('</table>')[0]!;
+    expect(failures).toContain('<code>x</code>');
+    expect(failures).toContain('<td class="msg">cat</td>');
+    expect(failures).toContain(escapeHtml(EVIL));
+    expect(r.text).not.toContain(EVIL);
+    const log = r.text.split('<table id="log-errors">')[1]!.split('</table>')[0]!;
+    expect(log).toContain(escapeHtml(EVIL));
+    expect(r.text).toContain('<svg class="chart" id="throughput"');
+    expect(r.text).not.toMatch(/<script|https?:\/\//);
+    // Header links lead back, relative to the board's root.
+    expect(r.text).toContain('<a href="../">Queues</a>');
+    expect(r.text).toContain('<a href="../pool">Pool</a>');
+  });
+
+  it('escapes a hostile batch name', async () => {
+    const r = await get(`/batches/${emptyBatchId}`);
+    expect(r.status).toBe(200);
+    expect(r.text).toContain(escapeHtml(EVIL));
+    expect(r.text).not.toContain(EVIL);
+  });
+
+  it('filters items by status and pages them', async () => {
+    const names = (html: string) =>
+      [...(html.split('<table id="items">')[1] ?? '').matchAll(/<td>(user_\d+)<\/td>/g)].map(
+        (m) => m[1],
+      );
+    const all = await get(`/batches/${bigBatchId}`);
+    expect(names(all.text)).toHaveLength(50);
+    expect(names(all.text)[0]).toBe('user_000');
+    expect(all.text).toContain('page 1 of 3 · 120 items');
+    const p3 = await get(`/batches/${bigBatchId}?page=2`);
+    expect(names(p3.text)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `user_${String(100 + i).padStart(3, '0')}`),
+    );
+    const failed = await get(`/batches/${bigBatchId}?status=failed`);
+    expect(names(failed.text)).toHaveLength(40);
+    expect(names(failed.text).every((n) => Number(n!.slice(5)) % 3 === 0)).toBe(true);
+    expect(failed.text).toContain('page 1 of 1 · 40 items');
+    const failures = failed.text.split('<table id="failures">')[1]!.split('</table>')[0]!;
+    expect(failures).toContain('<code>malformed_response</code>');
+    expect(failures).toContain('<code>upstream_error</code>');
+    const pending = await get(`/batches/${bigBatchId}?status=pending&page=1`);
+    expect(names(pending.text)).toHaveLength(30);
+    expect(pending.text).toContain('page 2 of 2 · 80 items');
+  });
+
+  it('answers 404 for an unknown batch and for an id that is not a UUID', async () => {
+    expect((await get(`/batches/${randomUUID()}`)).status).toBe(404);
+    expect((await get('/batches/..%2F..%2Fetc')).status).toBe(404);
+    expect((await get(`/batches/${randomUUID()}/results.csv`)).status).toBe(404);
+    expect((await get(`/batches/${batchId}/results.xml`)).status).toBe(404);
+  });
+
+  it.each(['csv', 'ndjson', 'json'])(
+    'downloads results.%s: the same bytes as `storycheck results`',
+    async (format) => {
+      const r = await get(`/batches/${bigBatchId}/results.${format}`);
+      expect(r.status).toBe(200);
+      const cli = await runNode(PRODUCER, ['results', bigBatchId, '--format', format], {
+        DATABASE_URL: tdb.url,
+        REDIS_URL,
+        STORYCHECK_PREFIX: tp.prefix,
+        LOG_LEVEL: 'warn',
+      });
+      expect(cli.code).toBe(0);
+      expect(r.text).toBe(cli.stdout);
+      expect(r.text.length).toBeGreaterThan(1000);
+    },
+  );
+
+  it('sends downloads as attachments', async () => {
+    const res = await fetch(`${board.url}/batches/${batchId}/results.csv`, { headers: AUTH });
+    expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
+    expect(res.headers.get('content-disposition')).toBe(
+      `attachment; filename="batch-${batchId}.csv"`,
+    );
+    await res.arrayBuffer();
+  });
+
+  it('is read-only: a write to it is refused', async () => {
+    const res = await fetch(`${board.url}/batches/${batchId}`, { method: 'POST', headers: AUTH });
+    expect(res.status).toBe(403);
+    await res.arrayBuffer();
   });
 });
 

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@storycheck/config';
 import { redactString } from '@storycheck/logger';
-import { Context, UsageError } from './context.js';
+import { Context, InterruptedError, UsageError } from './context.js';
+import { ServiceUnreachableError } from './connectivity.js';
 import { dbMigrate } from './commands/db.js';
 import { enqueue } from './commands/enqueue.js';
 import { results, RESULT_FORMATS } from './commands/results.js';
@@ -28,10 +29,11 @@ function positiveInt(v: string): number {
 
 /**
  * Runs the `storycheck` CLI with `argv` (without node and script) and returns the exit code:
- * 0 success, 2 bad usage or invalid input (nothing written), 1 any other failure. Errors are
- * one redacted line on stderr; the stack only with LOG_LEVEL=debug. With `inspect`, hands it the
- * commander program (every command, argument and option) instead of running anything: the docs
- * generator (packages/devtools/docs-gen.mjs) writes docs/cli.md from it.
+ * 0 success, 2 bad usage or invalid input (nothing written), 130/143 stopped by SIGINT/SIGTERM
+ * (`enqueue`), 1 any other failure. Errors are one redacted line on stderr; the stack only with
+ * LOG_LEVEL=debug. With `inspect`, hands it the commander program (every command, argument and
+ * option) instead of running anything: the docs generator (packages/devtools/docs-gen.mjs)
+ * writes docs/cli.md from it.
  */
 export async function runCli(
   argv: string[],
@@ -81,6 +83,10 @@ export async function runCli(
         .choices(['auto', 'txt', 'csv', 'json'])
         .default('auto'),
     )
+    .option(
+      '--column <name|n>',
+      'CSV: the column holding the names, by header name, or by number for a CSV without header',
+    )
     .option('--max-lines <n>', 'largest number of input lines accepted', positiveInt, 5_000_000)
     .action(async (file: string, o: Record<string, unknown>) =>
       enqueue(context(), file, {
@@ -90,6 +96,7 @@ export async function runCli(
         json: o.json === true,
         batchId: o.batchId as string | undefined,
         format: o.format as 'auto',
+        ...(o.column !== undefined ? { column: o.column as string } : {}),
         maxLines: o.maxLines as number,
       }),
     );
@@ -201,10 +208,24 @@ export async function runCli(
 
   // The docs generator and the docs tests read the command tree here; nothing is run.
   if (inspect) return (inspect(program), 0);
+
+  // The reader of stdout went away (`storycheck results … | head`): the Unix convention is to
+  // stop quietly with success. Closing the context makes the command's next query fail, so it
+  // stops its work and its cleanup runs; whatever it throws then is not reported.
+  let pipeClosed = false;
+  const onStdoutError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' || pipeClosed) return;
+    pipeClosed = true;
+    void ctx?.close();
+    // Backstop for a command blocked on something the closed context does not end.
+    setTimeout(() => process.exit(0), 2_000).unref();
+  };
+  process.stdout.on('error', onStdoutError);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
+    if (pipeClosed) return 0;
     if (e instanceof CommanderError) {
       if (
         e.code === 'commander.helpDisplayed' ||
@@ -219,11 +240,20 @@ export async function runCli(
       process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
       return 2;
     }
+    if (e instanceof InterruptedError) {
+      process.stderr.write(`${redactString(e.message)}\n`);
+      return e.exitCode;
+    }
+    if (e instanceof ServiceUnreachableError) {
+      process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
+      return 1;
+    }
     const err = e as Error;
     process.stderr.write(`storycheck: ${redactString(describe(err))}\n`);
     if (debug && err.stack) process.stderr.write(`${redactString(err.stack)}\n`);
     return 1;
   } finally {
+    process.stdout.off('error', onStdoutError);
     await ctx?.close();
   }
 }

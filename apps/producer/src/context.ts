@@ -10,6 +10,21 @@ export class UsageError extends Error {
 }
 
 /**
+ * The command stopped on SIGINT/SIGTERM. `exitCode` follows the shell convention (128 + signal
+ * number: 130 for SIGINT, 143 for SIGTERM); the message may span lines (e.g. the command that
+ * resumes an interrupted enqueue).
+ */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * What a command needs, opened lazily so that `storycheck secret-key` touches nothing and
  * `status` never opens Redis. `close()` closes whatever was opened.
  */
@@ -46,7 +61,12 @@ export class Context {
 
   /** The story-check queue under STORYCHECK_PREFIX. */
   get queue(): CheckQueue {
-    this.checkQueue ??= openCheckQueue(this.redis, this.config.prefix);
+    if (!this.checkQueue) {
+      this.checkQueue = openCheckQueue(this.redis, this.config.prefix);
+      // Without a listener BullMQ prints every reconnect error as a raw stack on stderr; the
+      // failed command itself reports the problem in one line.
+      this.checkQueue.on('error', (e) => this.logger.debug('queue error', { error: e.message }));
+    }
     return this.checkQueue;
   }
 

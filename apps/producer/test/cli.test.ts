@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { migrate } from '@storycheck/db';
+import { migrate, openDb, recordResult } from '@storycheck/db';
+import { queuePrefix } from '@storycheck/queue';
 import {
   TEST_REDIS_URL,
   createTestDatabase,
   createTestPrefix,
   runNode,
+  spawnNode,
   type TestDatabase,
   type TestPrefix,
 } from '@storycheck/testkit';
@@ -36,7 +38,7 @@ beforeAll(async () => {
   };
   dir = await mkdtemp(join(tmpdir(), 'sc-cli-'));
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue('story-check', { connection: redis, prefix: tp.prefix });
+  queue = new Queue('story-check', { connection: redis, prefix: queuePrefix(tp.prefix) });
   client = new pg.Client({ connectionString: tdb.url });
   await client.connect();
 });
@@ -157,8 +159,47 @@ describe('storycheck enqueue', () => {
       'createdAt',
       'startedAt',
       'finishedAt',
+      'sealed',
     ]);
+    expect(status.sealed).toBe(true);
   });
+
+  it('--wait --json prints ONE object: the final status with the enqueue counts', async () => {
+    const name = `wait-json-${Date.now()}`;
+    const p = spawnNode(CLI, ['enqueue', '-', '--wait', '--json', '--name', name], env);
+    p.child.stdin!.end('w1\nw2\nw1\nbad name\n');
+    // Play the worker: once the batch is sealed, record a result for each of its items.
+    const dbh = openDb(tdb.url, { max: 1 });
+    try {
+      let batchId: string | undefined;
+      for (let i = 0; i < 1_500 && !batchId; i++) {
+        const r = await client.query('SELECT id FROM batches WHERE name = $1 AND sealed', [name]);
+        batchId = r.rows[0]?.id;
+        if (!batchId) await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(batchId).toBeDefined();
+      await recordResult(dbh.db, batchId!, 'w1', { status: 'none', attempts: 1 });
+      await recordResult(dbh.db, batchId!, 'w2', { status: 'active', attempts: 1, storyCount: 2 });
+      expect(await p.exited).toBe(0);
+      const lines = p.stdout().trim().split('\n');
+      expect(lines).toHaveLength(1);
+      const out = JSON.parse(lines[0]!);
+      expect(out).toMatchObject({
+        batchId,
+        name,
+        state: 'completed',
+        total: 2,
+        done: 2,
+        counts: { active: 1, none: 1 },
+        accepted: 2,
+        duplicates: 1,
+        rejected: [{ line: 4, input: 'bad name' }],
+      });
+    } finally {
+      await p.kill();
+      await dbh.close();
+    }
+  }, 240_000);
 
   it('answers every bad line of a messy file with its line number and reason', async () => {
     const lines = [
@@ -211,13 +252,13 @@ describe('storycheck enqueue', () => {
     [
       'a binary file',
       Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0x01, 0xff, 0xfe, 0x0a]),
-      /no usernames in input/,
+      /^storycheck: input is not text \(a NUL byte at byte 5\)$/,
     ],
   ])('%s exits 2 with one line and writes nothing', async (_what, content, message) => {
     const batches = await batchCount();
     const r = await cli(['enqueue', await file('bad.txt', content)]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split('\n').pop()).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(message)]);
     expect(await batchCount()).toBe(batches);
   });
 
@@ -231,7 +272,7 @@ describe('storycheck enqueue', () => {
     const badEnv = await cli(['status', 'x'], undefined, { REDIS_URL: 'nonsense' });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toBe(
-      'storycheck: invalid REDIS_URL: must be a URL with scheme redis or rediss\n',
+      'storycheck: invalid REDIS_URL: must be a URL with scheme redis, rediss, redis+cluster or redis+sentinel (rediss+… for TLS)\n',
     );
   });
 

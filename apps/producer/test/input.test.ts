@@ -84,14 +84,16 @@ describe('readEntries', () => {
     expect(e).toEqual([
       { line: 1, input: 'anna' },
       { line: 2, input: 'böb' },
-      { line: 3, input: '42', problem: 'not a string' },
-      { line: 4, input: '{"x":[1,2]}', problem: 'not a string' },
+      { line: 3, input: '42', problem: 'not a string (a number)' },
+      { line: 4, input: '{"x":[1,2]}', problem: 'not a string (an object)' },
       { line: 5, input: 'carl' },
     ]);
   });
 
   it('rejects JSON that is not an array of strings with one line', async () => {
-    await expect(entries('{"a":1}', 'json')).rejects.toThrow(/JSON input: expected an array/);
+    await expect(entries('{"a":1}', 'json')).rejects.toThrow(
+      /^JSON input must be an array of strings; got an object$/,
+    );
     await expect(entries('["a", "b"', 'json')).rejects.toThrow(/unterminated array/);
   });
 

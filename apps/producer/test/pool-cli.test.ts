@@ -54,7 +54,25 @@ describe('proxies and sessions from the CLI', () => {
       `p1=http://u:${encodeURIComponent(PASS)}@127.0.0.2:8080\n`,
     );
     expect(priv.code).toBe(2);
-    expect(priv.stderr).toMatch(/line 1: 127\.0\.0\.2 is a loopback\/private\/link-local address/);
+    expect(priv.stderr).toBe(
+      'storycheck: line 1: 127.0.0.2 is loopback (127.0.0.0/8) (set ALLOW_PRIVATE_PROXIES=true to allow); nothing imported\n',
+    );
+    // The forms issue 16 found imported: IPv4-mapped IPv6 (rewritten to hex by the URL parser),
+    // a trailing dot, an explicit default port (once misreported as "no port").
+    for (const [line, reason] of [
+      [
+        `http://u:${encodeURIComponent(PASS)}@[::ffff:169.254.169.254]:8080`,
+        '::ffff:a9fe:a9fe is IPv4-mapped 169.254.169.254, which is link-local (cloud metadata)',
+      ],
+      ['ok=http://proxy.example.com:3128\nhttp://localhost.:8080', 'localhost is loopback'],
+      ['http://169.254.169.254:80', '169.254.169.254 is link-local (cloud metadata)'],
+    ] as const) {
+      const r = await cli(['proxies', 'import', '-'], `${line}\n`);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n')).toHaveLength(2); // one line
+      expect(r.stderr).toContain(reason);
+      expect(everywhere(r)).not.toContain('CANARY');
+    }
     const bad = await cli(['proxies', 'import', '-'], 'p1=http://1.2.3.4:8080\nftp://x:1\n', {
       ALLOW_PRIVATE_PROXIES: 'true',
     });

@@ -132,9 +132,11 @@ export async function scenario(tag, extraEnv) {
     pids: () => workers.map((w) => w.pid),
     async close() {
       clearInterval(poll);
-      for (const w of workers) if (w.exitCode === null) w.kill('SIGTERM');
+      // A worker killed by a signal has exitCode null but signalCode set: it is gone too.
+      const running = (w) => w.exitCode === null && w.signalCode === null;
+      for (const w of workers) if (running(w)) w.kill('SIGTERM');
       await Promise.all(
-        workers.map((w) => (w.exitCode === null ? new Promise((r) => w.on('exit', r)) : null)),
+        workers.map((w) => (running(w) ? new Promise((r) => w.on('exit', r)) : null)),
       );
       await wipeRedis(tag);
       await dropDb(tag);
@@ -185,4 +187,69 @@ export function benchSeries(
     console.log(
       `BENCH_SERIES ${JSON.stringify({ chart, title, group, label: `${group}: ${kind}`, kind, unit: 'requests/s', binSecs, ceilings, values: rate(xs) })}`,
     );
+}
+
+/**
+ * Lease → arrival spread: the workers' lease trace (LEASE_TRACE_FILE: one JSON line per request
+ * sent under a lease, with its Redis admission µs and session label) against the simulator's
+ * request log, matched per session in order (the k-th lease of a session ↔ its k-th arrival).
+ * Returns the arrival − admission delays in ms, sorted. Both clocks are this machine's (Redis
+ * runs here), so the delay is absolute; what bunches requests is its spread.
+ */
+export function leaseSpread(traceText, log) {
+  const leases = new Map();
+  for (const line of traceText.split('\n')) {
+    if (!line) continue;
+    const t = JSON.parse(line);
+    if (!leases.has(t.session)) leases.set(t.session, []);
+    leases.get(t.session).push(t.atUs / 1000);
+  }
+  const arrivals = new Map();
+  for (const e of log) {
+    if (!e.session || e.kind === 'current_user') continue;
+    if (!arrivals.has(e.session)) arrivals.set(e.session, []);
+    arrivals.get(e.session).push(e.timeMs);
+  }
+  const d = [];
+  for (const [s, ls] of leases) {
+    ls.sort((a, b) => a - b);
+    const as = (arrivals.get(s) ?? []).sort((a, b) => a - b);
+    for (let i = 0; i < Math.min(ls.length, as.length); i++) d.push(as[i] - ls[i]);
+  }
+  return d.sort((a, b) => a - b);
+}
+
+/** The q-quantile of sorted numbers (nearest rank); NaN when empty. */
+export const quantile = (sorted, q) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN;
+
+/**
+ * The most requests over budget in any window, per key, as the upstream counted them: for
+ * every pair of arrivals i ≤ j of one key (`keyOf(entry)`, null = skip), the j − i + 1 requests
+ * within W = t_j − t_i against what a GCRA budget of `rate`/s and `burst` admits in W, burst +
+ * floor(W / interval). Returns { over, key, count, windowMs } of the worst window (over ≤ 0:
+ * the budget held in every window). Every arrival counts, throttled ones too: this is what was
+ * sent, against what the budget allows.
+ */
+export function worstWindow(log, keyOf, rate, burst) {
+  const iv = 1000 / rate;
+  const by = new Map();
+  for (const e of log) {
+    const k = keyOf(e);
+    if (k === null) continue;
+    if (!by.has(k)) by.set(k, []);
+    by.get(k).push(e.timeMs);
+  }
+  let worst = { over: -Infinity, key: null, count: 0, windowMs: 0 };
+  for (const [key, ts] of by) {
+    ts.sort((a, b) => a - b);
+    for (let i = 0; i < ts.length; i++)
+      for (let j = i; j < ts.length; j++) {
+        const w = ts[j] - ts[i];
+        if (w > iv * (burst + 200)) break;
+        const over = j - i + 1 - (burst + Math.floor(w / iv + 1e-9));
+        if (over > worst.over) worst = { over, key, count: j - i + 1, windowMs: w };
+      }
+  }
+  return worst;
 }

@@ -10,6 +10,7 @@ import {
 } from '@storycheck/db';
 import type { Logger } from '@storycheck/logger';
 import {
+  createTraffic,
   decryptSessionCookies,
   openPool,
   parseSecretKeys,
@@ -18,6 +19,7 @@ import {
   type Lease,
   type Pool,
   type SecretKey,
+  type Traffic,
 } from '@storycheck/pool';
 import {
   ProxyError,
@@ -70,10 +72,62 @@ export interface FleetOptions {
   onLeaseWait?: (ms: number) => void;
   /** Called when no session is usable (true) and when one is again (false). */
   onUsableChange?: (usable: boolean) => void;
+  /**
+   * The connections a request goes out on (the StoryChecker): whether one is open through a
+   * proxy, and opening one without a request. Without it, connections are not checked.
+   */
+  connections?: Connections;
+  /**
+   * Send-by time of a lease, ms: a granted lease whose request cannot start within this long of
+   * its admission (beyond the fastest grant seen) is given back and taken again. Default: half
+   * of LEASE_SPREAD (the burst reserve absorbs the whole spread).
+   */
+  sendByMs?: number;
+  /** Called once per request sent under a lease, just before it goes (for the lease trace). */
+  onLeaseSent?: (lease: Lease, sentAtMs: number) => void;
+  /** Called when a lease is given back unused: `cold` (no connection ready) or `late`. */
+  onLeaseReturned?: (why: 'cold' | 'late') => void;
+}
+
+/** What {@link Fleet} needs of the HTTP client to hold a lease's arrival time. */
+export interface Connections {
+  /** True when a request through `proxy` would go out on an open connection (claims it). */
+  connectionReady(proxy: ProxyTarget | undefined): boolean;
+  /** Opens a connection through `proxy` without sending a request. */
+  warmConnection(proxy: ProxyTarget | undefined): Promise<void>;
 }
 
 /** Sessions tried for one request before its job gives up for now. */
 const MAX_TRIES = 4;
+/** Leases given back for lateness in one request before its job is delayed instead. */
+const MAX_LATE = 8;
+/** Connections opened for one request before it goes out on a cold one anyway. */
+const MAX_WARMS = 2;
+
+/**
+ * How late a lease is, from its Redis admission time and the local clock: now − admission,
+ * less the smallest such lag seen lately (which holds the clock offset between this machine and
+ * Redis, and the fastest round trip). Only the excess matters: a constant delay moves every
+ * arrival alike; a variable one bunches them.
+ */
+class LateClock {
+  private cur = Infinity;
+  private prev = Infinity;
+  private n = 0;
+
+  /** Excess lag of a lease admitted at `atUs` (Redis µs), ms, at local time `nowMs`. */
+  excessMs(atUs: number, nowMs: number): number {
+    const lag = nowMs - atUs / 1000;
+    this.cur = Math.min(this.cur, lag);
+    // A window of the last 256..512 grants, so a clock step is forgotten.
+    if (++this.n >= 256) {
+      this.prev = this.cur;
+      this.cur = Infinity;
+      this.n = 0;
+    }
+    return lag - Math.min(this.cur, this.prev, lag);
+  }
+}
 
 /**
  * The worker's side of the session and proxy pool: it loads sessions and proxies from Postgres
@@ -91,12 +145,18 @@ export class Fleet {
   private timer: NodeJS.Timeout | undefined;
   private usable = true;
   private ring: SecretKey[] | null;
+  /** Requests and throttles per proxy in 10 s buckets, for the board's pool page. */
+  private readonly traffic: Traffic;
+  private readonly late = new LateClock();
+  private readonly sendByMs: number;
 
   private constructor(
     private readonly opts: FleetOptions,
     readonly pool: Pool,
   ) {
     this.ring = opts.config.secretKey ? parseSecretKeys(opts.config.secretKey) : null;
+    this.traffic = createTraffic(opts.redis, opts.config.prefix);
+    this.sendByMs = opts.sendByMs ?? opts.config.leaseSpreadMs / 2;
   }
 
   /** Loads the store, syncs the pool and starts the periodic refresh + mirror. */
@@ -148,6 +208,8 @@ export class Fleet {
     await syncPool(this.pool, poolStoreOf(proxyRows, sessionRows), {
       keepState: true,
       margin: this.opts.config.budgetMargin,
+      spreadMs: this.opts.config.leaseSpreadMs,
+      sessionRate: this.opts.config.sessionRate,
     });
     this.proxies = proxies;
     this.sessions = sessions;
@@ -192,10 +254,16 @@ export class Fleet {
    * NoSessionError when no session is usable at all.
    */
   async withLease<T>(signal: AbortSignal, fn: (c: Credentials) => Promise<T>): Promise<T> {
-    if (this.anonymous) return fn({ sessionLabel: null, proxyLabel: null });
+    if (this.anonymous) {
+      this.traffic.request(null);
+      return fn({ sessionLabel: null, proxyLabel: null });
+    }
     const maxWait = this.opts.maxInProcessWaitMs ?? 2_000;
+    const conns = this.opts.connections;
     let lastError: unknown;
     const asked = Date.now();
+    let late = 0;
+    let warms = 0;
     for (let tries = 0; tries < MAX_TRIES;) {
       if (signal.aborted) throw signal.reason;
       const r = await this.pool.acquire();
@@ -212,16 +280,37 @@ export class Fleet {
         continue;
       }
       this.setUsable(true);
-      this.opts.onLeaseWait?.(Date.now() - asked);
       const lease = r.lease;
       const creds = this.credentials(lease);
       if (!creds) {
         // Imported after our last refresh: load it and try again.
+        await this.pool.release(lease);
         await this.refresh();
         tries++;
         continue;
       }
+      // A lease promises arrival now (packages/pool README, "Lease → arrival"): a request that
+      // must first open a connection through its proxy would arrive late, bunched with the
+      // requests leased after it. Give the lease back, open the connection, lease again.
+      if (conns && warms < MAX_WARMS && !conns.connectionReady(creds.proxy)) {
+        warms++;
+        await this.pool.release(lease);
+        this.opts.onLeaseReturned?.('cold');
+        await conns.warmConnection(creds.proxy).catch(() => undefined);
+        continue;
+      }
+      // Past its send-by time (event-loop lag, a slow reply): give it back and lease again.
+      const sentAtMs = Date.now();
+      if (this.late.excessMs(lease.atUs, sentAtMs) > this.sendByMs) {
+        await this.pool.release(lease);
+        this.opts.onLeaseReturned?.('late');
+        if (++late >= MAX_LATE) throw new LeaseWaitError(Math.ceil(this.sendByMs));
+        continue;
+      }
+      this.opts.onLeaseWait?.(sentAtMs - asked);
+      this.opts.onLeaseSent?.(lease, sentAtMs);
       tries++;
+      this.traffic.request(lease.proxyId);
       try {
         const v = await fn(creds);
         await this.pool.reportSuccess(lease);
@@ -238,10 +327,12 @@ export class Fleet {
   private async report(lease: Lease, e: unknown): Promise<boolean> {
     const log = this.opts.logger;
     if (e instanceof ThrottledError) {
-      // Several sessions of one proxy throttled within a minute: the IP is the pattern.
+      this.traffic.throttled(lease.proxyId);
+      // Two throttles on one proxy within IP_THROTTLE_WINDOW: the IP is the pattern.
       const now = Date.now();
       const last = lease.proxyId ? this.throttledAtByProxy.get(lease.proxyId) : undefined;
-      const ipPattern = last !== undefined && now - last < 60_000;
+      const win = this.opts.config.ipThrottleWindowMs;
+      const ipPattern = win > 0 && last !== undefined && now - last < win;
       if (lease.proxyId) this.throttledAtByProxy.set(lease.proxyId, now);
       const t = await this.pool.reportThrottled(lease, {
         retryAfterMs: e.retryAfterMs,

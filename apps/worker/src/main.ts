@@ -2,6 +2,9 @@
 import { ConfigError, loadConfig } from '@storycheck/config';
 import { createLogger } from '@storycheck/logger';
 import { startWorker } from './worker.js';
+import { startWhenReady } from './startup.js';
+import { firstLine } from './dependencies.js';
+import { infraDependencyOf } from './outcomes.js';
 
 /**
  * storycheck-worker: one worker process; scale by running more. Shutdown in one place:
@@ -24,20 +27,50 @@ async function main(): Promise<number> {
     format: config.log.format,
     scope: 'worker',
   });
+  // Last resort, in JSON like every other line: a connection error nobody listened for must not
+  // print a raw multi-line stack. An infrastructure error is logged and survived (the worker
+  // pauses and resumes by itself); anything else is a bug: log it and exit 1.
+  process.on('uncaughtException', (e) => {
+    if (infraDependencyOf(e)) {
+      logger.error('uncaught dependency error (survived)', { error: firstLine(e) });
+      return;
+    }
+    logger.error('uncaught exception; exiting', { error: firstLine(e), stack: (e as Error).stack });
+    setTimeout(() => process.exit(1), 200);
+  });
+  process.on('unhandledRejection', (e) => {
+    logger.error('unhandled rejection', { error: firstLine(e) });
+  });
   let stalled = false;
-  const running = await startWorker({
+  let stopRequested = false;
+  const early = () => {
+    stopRequested = true;
+  };
+  process.once('SIGTERM', early);
+  process.once('SIGINT', early);
+  const started = await startWhenReady(
     config,
     logger,
-    // The watchdog saw jobs waiting and none taken: log why, close briefly, exit 1 so the
-    // supervisor restarts a fresh process.
-    onStall: (reason) => {
-      if (stalled) return;
-      stalled = true;
-      logger.error(reason, { idleMs: config.workerWatchdogIdleMs });
-      setTimeout(() => process.exit(1), 5_000).unref();
-      void running.close(3_000).finally(() => process.exit(1));
-    },
-  });
+    () =>
+      startWorker({
+        config,
+        logger,
+        // The watchdog saw jobs waiting and none taken: log why, close briefly, exit 1 so the
+        // supervisor restarts a fresh process.
+        onStall: (reason) => {
+          if (stalled) return;
+          stalled = true;
+          logger.error(reason, { idleMs: config.workerWatchdogIdleMs });
+          setTimeout(() => process.exit(1), 5_000).unref();
+          void running.close(3_000).finally(() => process.exit(1));
+        },
+      }),
+    () => stopRequested,
+  );
+  process.off('SIGTERM', early);
+  process.off('SIGINT', early);
+  if (!started) return 0; // a signal arrived while waiting for Redis/Postgres
+  const running = started;
   logger.info('worker started', {
     ...(running.httpUrl ? { http: running.httpUrl } : {}),
     pid: process.pid,

@@ -2,7 +2,12 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@storycheck/logger';
 import { deleteOlderThan, type Db } from '@storycheck/db';
-import { MAINTENANCE_QUEUE, RETENTION_EVERY_MS, RETENTION_JOB } from '@storycheck/queue';
+import {
+  MAINTENANCE_QUEUE,
+  RETENTION_EVERY_MS,
+  RETENTION_JOB,
+  queuePrefix,
+} from '@storycheck/queue';
 
 /** The maintenance side of a worker process; `close()` stops it. */
 export interface Maintenance {
@@ -25,7 +30,18 @@ export async function startMaintenance(opts: {
   logger: Logger;
 }): Promise<Maintenance> {
   const { connection, prefix, db, retentionMs, logger } = opts;
-  const queue = new Queue(MAINTENANCE_QUEUE, { connection, prefix });
+  const queue = new Queue(MAINTENANCE_QUEUE, { connection, prefix: queuePrefix(prefix) });
+  // Every BullMQ Queue/Worker needs an 'error' listener: without one BullMQ prints the raw error
+  // (a multi-line stack, not a JSON log line) on every reconnect attempt during a Redis outage.
+  let lastErrorAt = 0;
+  const onError = (e: Error): void => {
+    if (Date.now() - lastErrorAt < 5_000) return;
+    lastErrorAt = Date.now();
+    logger.warn('maintenance queue error', {
+      error: (e.message.split('\n')[0] ?? '').slice(0, 300),
+    });
+  };
+  queue.on('error', onError);
   await queue.upsertJobScheduler(
     RETENTION_JOB,
     { every: RETENTION_EVERY_MS },
@@ -41,9 +57,9 @@ export async function startMaintenance(opts: {
         logger.info('retention', { cutoff: cutoff.toISOString(), ...gone });
       return gone;
     },
-    { connection, prefix, concurrency: 1 },
+    { connection, prefix: queuePrefix(prefix), concurrency: 1 },
   );
-  worker.on('error', (e) => logger.warn('maintenance worker error', { error: e.message }));
+  worker.on('error', onError);
   return {
     queue,
     worker,

@@ -125,6 +125,9 @@ export class WorkerMetrics {
   private readonly caches: Counter<'cache' | 'result'>;
   private readonly limiterWaitHist: Histogram;
   private readonly noSession: Gauge;
+  private readonly dependencyUpGauge: Gauge<'dependency'>;
+  private readonly pausedGauge: Gauge<'reason'>;
+  private readonly watchdogChecks: Counter<'result'>;
   private readonly sourceUp: Gauge<'source'>;
   private readonly collectTimeoutMs: number;
   private readonly queueJobs: Gauge<'queue' | 'state'>;
@@ -184,6 +187,27 @@ export class WorkerMetrics {
       registers,
     });
     this.noSession.set(0);
+    this.dependencyUpGauge = new Gauge({
+      name: 'storycheck_worker_dependency_up',
+      help: '1 while the dependency (redis: a write under the prefix; postgres: SELECT 1) answers its probe, 0 while it does not (the worker pauses).',
+      labelNames: ['dependency'],
+      registers,
+    });
+    this.pausedGauge = new Gauge({
+      name: 'storycheck_worker_paused',
+      help: '1 while the worker has stopped fetching jobs on purpose, by reason (no_session, redis, postgres).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.watchdogChecks = new Counter({
+      name: 'storycheck_worker_watchdog_checks_total',
+      help: 'Watchdog checks, by result (ok, paused: not judged because the worker pauses on purpose, stalled).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const dependency of ['redis', 'postgres']) this.dependencyUpGauge.set({ dependency }, 1);
+    for (const reason of ['no_session', 'redis', 'postgres']) this.pausedGauge.set({ reason }, 0);
+    for (const result of ['ok', 'paused', 'stalled']) this.watchdogChecks.inc({ result }, 0);
     this.sourceUp = new Gauge({
       name: 'storycheck_metrics_source_up',
       help: '1 when the scrape-time read of a source (queue, pool) succeeded, 0 when it failed.',
@@ -249,6 +273,21 @@ export class WorkerMetrics {
   /** The pool has (true) or again has (false) no usable session. */
   noUsableSession(active: boolean): void {
     this.noSession.set(active ? 1 : 0);
+  }
+
+  /** A dependency answered its probe (true) or stopped answering (false). */
+  dependencyUp(dependency: 'redis' | 'postgres', up: boolean): void {
+    this.dependencyUpGauge.set({ dependency }, up ? 1 : 0);
+  }
+
+  /** The worker paused (true) or resumed (false) fetching for `reason`. */
+  paused(reason: 'no_session' | 'redis' | 'postgres', on: boolean): void {
+    this.pausedGauge.set({ reason }, on ? 1 : 0);
+  }
+
+  /** One watchdog check ran, with its result. */
+  watchdogCheck(result: 'ok' | 'paused' | 'stalled'): void {
+    this.watchdogChecks.inc({ result });
   }
 
   /** Content-Type of {@link render}'s text: `text/plain; version=0.0.4; charset=utf-8`. */

@@ -39,6 +39,14 @@ export interface WatchdogOptions {
    * rejects them, so without a bound a cut connection would look like "still asking".)
    */
   measureTimeoutMs?: number;
+  /**
+   * True while the worker has stopped fetching on purpose (no usable session, Redis or Postgres
+   * down): a pause is not a stall, so while it returns true the watchdog does not judge, and the
+   * worker gets a full `idleMs` after it resumes. Default: never paused.
+   */
+  pausedOnPurpose?: () => boolean;
+  /** Called after every check with its result (for a metric). */
+  onCheck?: (result: 'ok' | 'paused' | 'stalled') => void;
   /** Clock in ms. Default Date.now. */
   now?: () => number;
 }
@@ -61,7 +69,7 @@ const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
  *   later of the last touch and the first measurement that saw jobs waiting, so an idle worker
  *   whose queue just filled up gets its full `idleMs`), or
  * - every measurement failed for `idleMs`, and nothing was taken or finished meanwhile.
- * With `idleMs` 0 it never fires.
+ * With `idleMs` 0 it never fires, nor while `pausedOnPurpose()` is true.
  */
 export function startWatchdog(opts: WatchdogOptions): Watchdog {
   const now = opts.now ?? Date.now;
@@ -79,6 +87,15 @@ export function startWatchdog(opts: WatchdogOptions): Watchdog {
   let timer: NodeJS.Timeout | undefined;
 
   const fire = (reason: string): void => {
+    // A pause that began while the measurement ran is not a stall either.
+    if (opts.pausedOnPurpose?.()) {
+      lastMoveAt = now();
+      waitingSince = null;
+      failingSince = null;
+      opts.onCheck?.('paused');
+      return;
+    }
+    opts.onCheck?.('stalled');
     stop();
     opts.onStall(reason);
   };
@@ -99,6 +116,14 @@ export function startWatchdog(opts: WatchdogOptions): Watchdog {
   };
 
   const check = async (): Promise<void> => {
+    if (opts.pausedOnPurpose?.()) {
+      // Paused on purpose: nothing is expected to move. Start every clock afresh.
+      lastMoveAt = now();
+      waitingSince = null;
+      failingSince = null;
+      opts.onCheck?.('paused');
+      return;
+    }
     let waiting: number;
     try {
       waiting = await measure();
@@ -108,7 +133,8 @@ export function startWatchdog(opts: WatchdogOptions): Watchdog {
       const t = now();
       failingSince ??= t;
       const since = Math.max(failingSince, lastMoveAt);
-      if (t - since >= idleMs) {
+      if (t - since < idleMs) opts.onCheck?.('ok');
+      else {
         fire(
           `watchdog: Redis unreachable: cannot read the queue's waiting count for ${secs(t - failingSince)} ` +
             `and no job taken or finished for ${secs(t - lastMoveAt)} (limit ${secs(idleMs)}; last error: ${lastError})`,
@@ -121,11 +147,13 @@ export function startWatchdog(opts: WatchdogOptions): Watchdog {
     failingSince = null;
     if (!(waiting > 0)) {
       waitingSince = null;
+      opts.onCheck?.('ok');
       return;
     }
     waitingSince ??= t;
     const since = Math.max(waitingSince, lastMoveAt);
-    if (t - since >= idleMs) {
+    if (t - since < idleMs) opts.onCheck?.('ok');
+    else {
       fire(
         `watchdog: ${waiting} job(s) waiting but none taken or finished for ${secs(t - since)} ` +
           `(limit ${secs(idleMs)}); the worker stopped consuming`,

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '@storycheck/config';
 import { redactString, type Logger } from '@storycheck/logger';
@@ -11,8 +12,10 @@ import {
 } from '@storycheck/db';
 import {
   STORY_CHECK_QUEUE,
+  checkRedisKind,
   createRedis,
   openCheckQueue,
+  queuePrefix,
   parseCheckPayload,
   type CheckPayload,
 } from '@storycheck/queue';
@@ -20,10 +23,20 @@ import { Caches, SingleFlight, decodeResult, encodeResult } from '@storycheck/ca
 import { StoriesCoalescer, StoryChecker, ThrottledError } from '@storycheck/story-checker';
 import { checkUsername, type CheckOutcome } from './checking.js';
 import { Fleet, LeaseWaitError, NoSessionError, type Credentials } from './fleet.js';
+import type { Lease } from '@storycheck/pool';
 import { WorkerMetrics, statusClassOf } from './metrics.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { startWatchdog } from './watchdog.js';
-import { actionFor, causeChain, errorCode, throttleDelayMs } from './outcomes.js';
+import {
+  actionFor,
+  causeChain,
+  errorCode,
+  infraDependencyOf,
+  infraErrorOf,
+  throttleDelayMs,
+  type Dependency,
+} from './outcomes.js';
+import { DependencyMonitor, firstLine } from './dependencies.js';
 import { startMaintenance } from './maintenance.js';
 
 /** A running worker process's moving parts, and how to stop them. */
@@ -67,6 +80,40 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     name,
     onError: (e) => logger.warn('redis connection error', { error: e.message }),
   });
+  // Caches, single flight and the pool: many concurrent jobs' small commands, sent together
+  // (auto-pipelining) on a connection of their own, apart from BullMQ's.
+  const state = createRedis(config.redisUrl, {
+    role: 'worker',
+    name: `${name}:state`,
+    autoPipelining: true,
+    onError: (e) => logger.warn('redis connection error', { error: e.message }),
+  });
+  try {
+    return await startWorkerOn(opts, name, db, connection, state);
+  } catch (e) {
+    // Startup failed half-way (a dependency went away): close what was opened, so a retry
+    // (main.ts) starts from scratch and nothing keeps the process alive.
+    connection.disconnect();
+    state.disconnect();
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Why the worker stopped fetching jobs on purpose (it resumes by itself). */
+type PauseReason = 'no_session' | Dependency;
+
+/** How long a job of a batch that is not in this database is put back for (ms). */
+const UNKNOWN_BATCH_DELAY_MS = 30_000;
+
+async function startWorkerOn(
+  opts: StartWorkerOptions,
+  name: string,
+  db: DbHandle,
+  connection: ReturnType<typeof createRedis>,
+  state: ReturnType<typeof createRedis>,
+): Promise<RunningWorker> {
+  const { config, logger } = opts;
   // Results are committed in groups (one transaction per group of finished checks): see
   // ResultRecorder. Each job still waits for its own row to be committed.
   const recorder = new ResultRecorder(db.db, {
@@ -76,14 +123,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         size,
       }),
   });
-  // Caches, single flight and the pool: many concurrent jobs' small commands, sent together
-  // (auto-pipelining) on a connection of their own, apart from BullMQ's.
-  const state = createRedis(config.redisUrl, {
-    role: 'worker',
-    name: `${name}:state`,
-    autoPipelining: true,
-    onError: (e) => logger.warn('redis connection error', { error: e.message }),
-  });
+  // A redis:// URL that reaches a Cluster node would fail key by key: refuse it now, clearly
+  // (startWorker closes what was opened).
+  await checkRedisKind(connection, config.redisUrl);
   const queue = openCheckQueue(connection, config.prefix);
   queue.on('error', () => undefined);
   const metrics = new WorkerMetrics({ queue });
@@ -91,6 +133,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     baseUrl: config.igBaseUrl,
     requestTimeoutMs: config.requestTimeoutMs,
     logger,
+    allowPrivateProxies: config.allowPrivateProxies,
     onAnswer: (a) => {
       metrics.upstreamRequest(a.endpoint, statusClassOf(a.statusCode));
       if (a.throttled) metrics.throttled(a.endpoint);
@@ -103,12 +146,59 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   // eslint-disable-next-line prefer-const
   let worker: Worker<CheckPayload> | undefined;
   let resumeTimer: NodeJS.Timeout | undefined;
+  // The worker fetches no job while any reason holds, and resumes when the last one clears.
+  const pauses = new Set<PauseReason>();
+  const setPaused = (reason: PauseReason, on: boolean): void => {
+    const before = pauses.size > 0;
+    if (on) pauses.add(reason);
+    else pauses.delete(reason);
+    metrics.paused(reason, on);
+    const after = pauses.size > 0;
+    if (!before && after) worker?.pause(true).catch(() => undefined);
+    if (before && !after) worker?.resume().catch(() => undefined);
+  };
+  // Redis is probed with a write (a PING answers even when Redis is full), Postgres with SELECT 1.
+  const healthKey = `${config.prefix}:health:${name}`;
+  const probes = {
+    redis: async () => {
+      await state.set(healthKey, String(Date.now()), 'PX', 30_000);
+    },
+    postgres: async () => {
+      await db.pool.query('SELECT 1');
+    },
+  };
+  const deps = new DependencyMonitor({
+    probes,
+    onChange: (dependency, up, error) => {
+      metrics.dependencyUp(dependency, up);
+      if (up) logger.info('dependency available again; resuming', { dependency });
+      else
+        logger.error('dependency unavailable; pausing: no job is taken until it answers again', {
+          dependency,
+          error: error ? redactString(error) : undefined,
+        });
+      setPaused(dependency, !up);
+    },
+  });
+  const leaseTrace = config.leaseTraceFile
+    ? createWriteStream(config.leaseTraceFile, { flags: 'a' })
+    : undefined;
   const fleet = await Fleet.start({
     config,
     db: db.db,
     redis: state,
     logger,
     onLeaseWait: (ms) => metrics.limiterWait(ms),
+    // A lease goes out on an open connection (or is given back): see packages/pool README.
+    connections: checker,
+    ...(leaseTrace
+      ? {
+          onLeaseSent: (l: Lease, sentAtMs: number) =>
+            leaseTrace!.write(
+              `${JSON.stringify({ atUs: l.atUs, session: l.sessionLabel, proxy: l.proxyLabel, sentAtMs })}\n`,
+            ),
+        }
+      : {}),
     onUsableChange: (usable) => {
       metrics.noUsableSession(!usable);
       if (usable) return;
@@ -116,7 +206,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       logger.error(
         'no usable session: every session is invalid, challenged, suspended or disabled; pausing until one is usable',
       );
-      worker?.pause(true).catch(() => undefined);
+      setPaused('no_session', true);
       clearInterval(resumeTimer);
       resumeTimer = setInterval(() => {
         fleet
@@ -125,7 +215,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
             if (!ok || !worker) return;
             clearInterval(resumeTimer);
             logger.info('a session is usable again; resuming');
-            void worker.resume();
+            setPaused('no_session', false);
           })
           .catch(() => undefined);
       }, 5_000);
@@ -162,9 +252,92 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   });
   const parts = { checker, coalescer, caches, flight, fleet, metrics };
   const startedBatches = new Set<string>();
+  /** Batches not in this database, with when that was last looked up (ms). */
+  const unknownBatches = new Map<string, number>();
   let throttleStreak = 0;
+  let lastPutBackLogAt = 0;
+  let putBackUnlogged = 0;
+
+  /**
+   * A Redis or Postgres failure inside a job: not the check's fault. The job goes back to the
+   * queue without spending an attempt and nothing final is recorded; the dependencies are
+   * probed now, so the worker pauses if one is down. When Redis itself refuses the move (full,
+   * gone), the job stays active without a lock renewal and comes back when its lock expires
+   * (a stall, not an attempt). At most one log line per 5 s.
+   */
+  const putBack = async (
+    job: Job<unknown>,
+    token: string | undefined,
+    err: unknown,
+    delayMs: number,
+  ): Promise<never> => {
+    void deps.check();
+    const now = Date.now();
+    if (now - lastPutBackLogAt >= 5_000) {
+      logger.warn('dependency error; check put back without spending an attempt', {
+        jobId: job.id,
+        kind: infraErrorOf(err),
+        error: redactString(firstLine(err)),
+        delayMs,
+        ...(putBackUnlogged ? { alsoPutBack: putBackUnlogged } : {}),
+      });
+      lastPutBackLogAt = now;
+      putBackUnlogged = 0;
+    } else putBackUnlogged += 1;
+    try {
+      await job.moveToDelayed(Date.now() + delayMs, token);
+    } catch (e) {
+      logger.warn('could not put the job back; it returns when its lock expires', {
+        jobId: job.id,
+        error: redactString(firstLine(e)),
+      });
+    }
+    throw new DelayedError();
+  };
+
+  /**
+   * Is the job's batch in this database? A worker whose DATABASE_URL points at another
+   * database than the producer's can never record a result: it must not spend upstream budget.
+   * Known batches are remembered; an unknown one is looked up again at most every 10 s.
+   */
+  const lookingUp = new Map<string, Promise<boolean>>();
+  const batchKnown = async (batchId: string): Promise<boolean> => {
+    if (startedBatches.has(batchId)) return true;
+    const seen = unknownBatches.get(batchId);
+    if (seen !== undefined && Date.now() - seen < 10_000) return false;
+    // Concurrent jobs of one batch share one lookup (and one log line).
+    let p = lookingUp.get(batchId);
+    if (!p) {
+      p = (async () => {
+        const found = (await getBatchStatus(db.db, batchId)) !== null;
+        if (found) unknownBatches.delete(batchId);
+        else {
+          if (seen === undefined)
+            logger.error(
+              `batch ${batchId} not in this database (DATABASE_URL points elsewhere?); its jobs are put back, no upstream request is made`,
+              { batchId },
+            );
+          unknownBatches.set(batchId, Date.now());
+        }
+        return found;
+      })().finally(() => lookingUp.delete(batchId));
+      lookingUp.set(batchId, p);
+    }
+    return p;
+  };
 
   const processJob = async (job: Job<unknown>, token?: string): Promise<{ status: string }> => {
+    try {
+      return await processJobOnce(job, token);
+    } catch (err) {
+      if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+      if (!infraErrorOf(err)) throw err;
+      const delayMs = abort.signal.aborted ? 0 : 2_000 + Math.floor(Math.random() * 3_000);
+      return putBack(job, token, err, delayMs);
+    }
+  };
+
+  const processJobOnce = async (job: Job<unknown>, token?: string): Promise<{ status: string }> => {
     let payload: CheckPayload;
     try {
       payload = parseCheckPayload(job.data);
@@ -174,6 +347,13 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     }
     const { batchId, username } = payload;
     const log = logger.child({ batchId, jobId: job.id });
+    if (!(await batchKnown(batchId))) {
+      await job.moveToDelayed(
+        Date.now() + UNKNOWN_BATCH_DELAY_MS + Math.floor(Math.random() * 5_000),
+        token,
+      );
+      throw new DelayedError();
+    }
     if (!startedBatches.has(batchId)) {
       if (await markBatchStarted(db.db, batchId)) log.info('batch started');
       startedBatches.add(batchId);
@@ -185,6 +365,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     try {
       result = await checkUsername(parts, username, abort.signal);
     } catch (err) {
+      // Redis or Postgres failed, not the check: processJob puts the job back.
+      if (infraErrorOf(err) && !abort.signal.aborted) throw err;
       const action = actionFor(err);
       const finishedAt = new Date();
       const base = {
@@ -302,7 +484,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     processJob as (job: Job<CheckPayload>, token?: string) => Promise<{ status: string }>,
     {
       connection,
-      prefix: config.prefix,
+      prefix: queuePrefix(config.prefix),
       name,
       concurrency: config.workerConcurrency,
       // A killed worker's jobs come back after the lock expires; counting such stalls would turn
@@ -313,13 +495,27 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       autorun: true,
     },
   );
-  worker.on('error', (e) => logger.error('worker error', { error: e.message }));
+  if (pauses.size > 0) worker.pause(true).catch(() => undefined);
+  // BullMQ's own Redis errors (its connections, the blocking duplicate): one line each, and a
+  // probe, so a Redis outage pauses the worker instead of spinning.
+  let lastWorkerErrorAt = 0;
+  worker.on('error', (e) => {
+    if (infraDependencyOf(e)) {
+      void deps.check();
+      if (Date.now() - lastWorkerErrorAt < 5_000) return;
+      lastWorkerErrorAt = Date.now();
+    }
+    logger.error('worker error', { error: redactString(firstLine(e)) });
+  });
   worker.on('failed', (job, e) => {
     if (job && !(e instanceof DelayedError))
       logger.debug('job failed', { jobId: job.id, error: e.message });
   });
   await worker.waitUntilReady();
+  await deps.start();
   const watchdog = startWatchdog({
+    pausedOnPurpose: () => pauses.size > 0,
+    onCheck: (r) => metrics.watchdogCheck(r),
     idleMs: config.workerWatchdogIdleMs,
     jobsWaiting: async () => {
       const c = await queue.getJobCounts('waiting', 'prioritized');
@@ -337,14 +533,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
           port: config.workerHttpPort,
           host: config.workerHttpHost,
           metrics,
-          checks: {
-            redis: async () => {
-              await connection.ping();
-            },
-            postgres: async () => {
-              await db.pool.query('SELECT 1');
-            },
-          },
+          checks: probes,
         });
   if (health) logger.info('health and metrics', { url: health.url });
   const maintenance = await startMaintenance({
@@ -396,9 +585,11 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       await caches.close().catch(() => undefined);
       await maintenance.close().catch(() => undefined);
       watchdog.stop();
+      deps.stop();
       await health?.close();
       await queue.close().catch(() => undefined);
       fleet.close();
+      leaseTrace?.end();
       clearInterval(resumeTimer);
       checker.close();
       connection.disconnect();

@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis, queuePrefix } from '@storycheck/queue';
 import { migrate } from '@storycheck/db';
 import {
   TEST_REDIS_URL,
@@ -21,8 +22,16 @@ const CLI = fileURLToPath(new URL('../../producer/dist/main.js', import.meta.url
 /**
  * One test file's world: a throw-away database and Redis prefix, a pg client and the check
  * queue for assertions, and the worker/CLI processes it spawned (killed by `stopAll`).
+ * `redisUrl` (default the shared test Redis) may name a private Cluster or Sentinel setup
+ * (testkit cluster.ts); the workers and the CLI get it as REDIS_URL.
  */
 export class Harness {
+  constructor(
+    readonly redisUrl: string = TEST_REDIS_URL,
+    /** Variables every worker and CLI run of this harness gets (before per-call extras). */
+    readonly baseEnv: Record<string, string> = {},
+  ) {}
+
   tdb!: TestDatabase;
   tp!: TestPrefix;
   client!: pg.Client;
@@ -30,13 +39,18 @@ export class Harness {
   queue!: Queue;
   readonly procs: Spawned[] = [];
 
-  async setup(): Promise<void> {
+  /** Creates the database and (unless given) the Redis prefix. */
+  async setup(tp: TestPrefix = createTestPrefix()): Promise<void> {
     this.tdb = await createTestDatabase(migrate);
-    this.tp = createTestPrefix();
+    this.tp = tp;
     this.client = new pg.Client({ connectionString: this.tdb.url });
     await this.client.connect();
-    this.redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    this.queue = new Queue('story-check', { connection: this.redis, prefix: this.tp.prefix });
+    this.redis = createRedis(this.redisUrl, { role: 'worker', name: 'harness' });
+    this.queue = new Queue('story-check', {
+      connection: this.redis,
+      prefix: queuePrefix(this.tp.prefix),
+    });
+    this.queue.on('error', () => undefined);
   }
 
   async stopAll(): Promise<void> {
@@ -48,19 +62,20 @@ export class Harness {
     await this.queue.close();
     this.redis.disconnect();
     await this.client.end();
-    await this.tp.clean();
+    if (this.redisUrl === TEST_REDIS_URL) await this.tp.clean();
     await this.tdb.drop();
   }
 
   env(baseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
     return {
       DATABASE_URL: this.tdb.url,
-      REDIS_URL: TEST_REDIS_URL,
+      REDIS_URL: this.redisUrl,
       STORYCHECK_PREFIX: this.tp.prefix,
       IG_BASE_URL: baseUrl,
       LOG_LEVEL: 'warn',
       LOG_FORMAT: 'json',
       WORKER_LOCK_DURATION: '2s',
+      ...this.baseEnv,
       ...extra,
     };
   }

@@ -4,7 +4,13 @@ import pg from 'pg';
 import type { Redis } from 'ioredis';
 import { loadConfig } from '@storycheck/config';
 import { createPool, type Pool } from '@storycheck/pool';
-import { CHECK_JOB, createRedis, openCheckQueue, type CheckQueue } from '@storycheck/queue';
+import {
+  CHECK_JOB,
+  createRedis,
+  openCheckQueue,
+  queuePrefix,
+  type CheckQueue,
+} from '@storycheck/queue';
 import {
   TEST_PG_SERVER,
   TEST_REDIS_URL,
@@ -198,7 +204,7 @@ describe('WorkerMetrics', () => {
 
   it('still answers, within about 1 s, when Redis does not: source_up 0, gauges left out', async () => {
     const down = createRedis(privateRedis.url, { role: 'worker', name: 'metrics-down' });
-    const q = new Queue('story-check', { connection: down, prefix: tp.prefix });
+    const q = new Queue('story-check', { connection: down, prefix: queuePrefix(tp.prefix) });
     q.on('error', () => undefined);
     await q.waitUntilReady();
     const m = new WorkerMetrics({ queue: q, processMetrics: false, collectTimeoutMs: 500 });
@@ -492,7 +498,7 @@ describe('watchdog', () => {
       async () => {
         await sleep(150);
       },
-      { connection: conn, prefix, concurrency: 1 },
+      { connection: conn, prefix: queuePrefix(prefix), concurrency: 1 },
     );
     // The wiring the worker process uses: taking or finishing a job is movement.
     worker.on('active', () => dog?.touch());
@@ -521,7 +527,7 @@ describe('watchdog', () => {
 
   it('treats a short Redis outage as "cannot tell": no stall', async () => {
     const conn = createRedis(privateRedis.url, { role: 'worker', name: 'watchdog-blip' });
-    const q = new Queue('story-check', { connection: conn, prefix: tp.prefix });
+    const q = new Queue('story-check', { connection: conn, prefix: queuePrefix(tp.prefix) });
     q.on('error', () => undefined);
     try {
       await q.add(CHECK_JOB, { batchId, username: 'blip' }, { jobId: `${batchId}.blip` });
@@ -550,7 +556,7 @@ describe('watchdog', () => {
 
   it('fires with a "Redis unreachable" reason when its connection is cut for idleMs', async () => {
     const conn = createRedis(privateRedis.url, { role: 'worker', name: 'watchdog-cut' });
-    const q = new Queue('story-check', { connection: conn, prefix: tp.prefix });
+    const q = new Queue('story-check', { connection: conn, prefix: queuePrefix(tp.prefix) });
     q.on('error', () => undefined);
     try {
       await q.add(CHECK_JOB, { batchId, username: 'cut' }, { jobId: `${batchId}.cut` });

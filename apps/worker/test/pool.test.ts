@@ -1,4 +1,5 @@
 import { startProxies, startSim, type ProxyPool, type SimServer } from '@storycheck/upstream-sim';
+import { createTraffic } from '@storycheck/pool';
 import { sleep, waitFor } from '@storycheck/testkit';
 import { Harness } from './harness.js';
 
@@ -149,6 +150,22 @@ describe('session and proxy pool, end to end', () => {
         (p) => p.label === 'p2',
       )!.status,
     ).toBe('broken');
+    // The board's traffic buckets: every lease's request is counted (the proxies' usage),
+    // each under its proxy; read as of a minute on, so the running bucket is complete.
+    const usage = (JSON.parse(plist.stdout) as Array<{ usage: number }>).reduce(
+      (a, p) => a + p.usage,
+      0,
+    );
+    const buckets = await createTraffic(h.redis, h.env(sim.url).STORYCHECK_PREFIX!).read(
+      10,
+      Date.now() + 60_000,
+    );
+    const counted = buckets.reduce(
+      (a, b) => a + Object.values(b.requests).reduce((x, y) => x + y, 0),
+      0,
+    );
+    expect(counted).toBe(usage);
+    expect(buckets.every((b) => b.requests['-'] === undefined)).toBe(true);
     for (const out of [list.stdout, plist.stdout, ...h.procs.map((p) => p.stderr())]) {
       expect(out).not.toContain('CANARY');
     }

@@ -194,24 +194,46 @@ export class Caches {
 
   private async countKeys(pattern: string): Promise<number> {
     let n = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
+    await scanEveryNode(this.redis, pattern, async (_node, keys) => {
       n += keys.length;
-    } while (cursor !== '0');
+    });
     return n;
   }
 
   private async deleteKeys(pattern: string): Promise<number> {
     let n = 0;
+    await scanEveryNode(this.redis, pattern, async (node, keys) => {
+      // One UNLINK per key: on a Cluster node a multi-key UNLINK must stay within one slot.
+      const pipe = node.pipeline();
+      for (const k of keys) pipe.unlink(k);
+      for (const [err, v] of (await pipe.exec()) ?? []) {
+        if (err) throw err;
+        n += Number(v);
+      }
+    });
+    return n;
+  }
+}
+
+/**
+ * SCANs `pattern` on every node that holds keys (each primary of a Redis Cluster, where SCAN
+ * sees one node only; the client itself otherwise) and hands each page to `onKeys` with the
+ * node it came from.
+ */
+async function scanEveryNode(
+  redis: Redis,
+  pattern: string,
+  onKeys: (node: Redis, keys: string[]) => Promise<void>,
+): Promise<void> {
+  const cluster = redis as unknown as { isCluster?: boolean; nodes?: (role: 'master') => Redis[] };
+  const nodes = cluster.isCluster === true && cluster.nodes ? cluster.nodes('master') : [redis];
+  for (const node of nodes) {
     let cursor = '0';
     do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
-      if (keys.length) n += await this.redis.unlink(...keys);
+      if (keys.length) await onKeys(node, keys);
     } while (cursor !== '0');
-    return n;
   }
 }
 

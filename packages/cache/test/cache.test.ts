@@ -52,7 +52,7 @@ describe('Caches', () => {
       seenAtSecs: 100,
     });
     expect(await c.getUserId('ghost')).toEqual({ found: false, seenAtSecs: 100 });
-    expect(await redis.pttl(`${tp.prefix}:cache:uid:anna`)).toBeGreaterThan(50_000);
+    expect(await redis.pttl(`${tp.prefix}:cache:uid:{anna}`)).toBeGreaterThan(50_000);
     await sleep(400);
     expect(await c.getUserId('ghost')).toBeNull();
     const s = await c.stats();
@@ -109,11 +109,11 @@ describe('Caches', () => {
     });
     const now = 1_800_000_000;
     await c.setResult('soon', { ...result, expiresAtSecs: now + 5 }, now);
-    const ttl = await redis.pttl(`${tp.prefix}:cache:res:soon`);
+    const ttl = await redis.pttl(`${tp.prefix}:cache:res:{soon}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(5_000);
     await c.setResult('gone', { ...result, expiresAtSecs: now - 1 }, now);
-    expect(await redis.exists(`${tp.prefix}:cache:res:gone`)).toBe(0);
+    expect(await redis.exists(`${tp.prefix}:cache:res:{gone}`)).toBe(0);
     const off = new Caches(redis, `${tp.prefix}-off`, { userIdMs: 1, notFoundMs: 1, resultMs: 0 });
     await off.setResult('x', result);
     expect((await off.lookup('x')).result).toBeNull();

@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { parseDurationMs, parseRate, type Rate } from './units.js';
+import { clusterPrefixProblem, parseRedisUrl } from './redis.js';
 
 export { parseDurationMs, parseRate, formatRate, type Rate } from './units.js';
+export {
+  parseRedisUrl,
+  slotTag,
+  clusterPrefixProblem,
+  type RedisTarget,
+  type RedisHostPort,
+} from './redis.js';
 
 /**
  * Thrown by {@link loadConfig} when a variable has a bad value. Its message is one line that
@@ -55,8 +63,20 @@ const rate = z.string().transform((v, ctx): Rate => {
  * default. Names are the environment names so a failing variable is reported as written.
  */
 export const envSchema = z.object({
-  /** Redis for queues, limiter and caches. */
-  REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
+  /**
+   * Redis for queues, limiter and caches: one node (redis://), a Redis Cluster
+   * (redis+cluster://host:port,host:port) or Sentinel (redis+sentinel://host:port,…/name).
+   */
+  REDIS_URL: z
+    .string()
+    .superRefine((v, ctx) => {
+      try {
+        parseRedisUrl(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    })
+    .default('redis://127.0.0.1:6379'),
   /** Postgres, the source of truth; `db migrate` creates the database if missing. */
   DATABASE_URL: url(['postgres', 'postgresql']).default(
     'postgres://postgres@127.0.0.1:5432/storycheck',
@@ -91,6 +111,13 @@ export const envSchema = z.object({
    */
   ADAPTIVE_RATES: bool.default(false),
   /**
+   * How far a request's arrival at the upstream may shift against its lease (beyond the
+   * fastest), ms: every burst keeps ceil(spread / interval) requests in reserve (at least one)
+   * to absorb it, and a worker gives back a lease it cannot send within half of it. Only with
+   * BUDGET_MARGIN > 0.
+   */
+  LEASE_SPREAD: duration.default(parseDurationMs('300ms')),
+  /**
    * Throttle backoff: a throttled session cools down for max(Retry-After, random(0,
    * min(cap, base·2^k))), k = its consecutive throttles (ms). Base: gallery-dl waits 60 s after
    * a 429; cap: instaloader waits ~30 min.
@@ -98,6 +125,17 @@ export const envSchema = z.object({
   THROTTLE_BACKOFF_BASE: duration.default(parseDurationMs('60s')),
   /** Longest throttle cooldown (ms); at least THROTTLE_BACKOFF_BASE. */
   THROTTLE_BACKOFF_CAP: duration.default(parseDurationMs('30m')),
+  /**
+   * Two throttled answers on one proxy within this long (ms) mean the limit is the proxy's IP,
+   * not the session: the proxy cools down too. 0 = never.
+   */
+  IP_THROTTLE_WINDOW: duration.default(parseDurationMs('60s')),
+  /**
+   * Append one JSON line per request sent under a lease (lease admission µs, session and proxy
+   * labels, local send ms) to this file — for measuring lease → arrival spread (the pool bench).
+   * Unset = off. Labels only, never a secret.
+   */
+  LEASE_TRACE_FILE: z.string().min(1).optional(),
   /** Optional budget for all traffic together; unset = no global budget. */
   GLOBAL_RATE: rate.optional(),
   /** Burst of the global budget. */
@@ -166,10 +204,16 @@ export interface Config {
   globalBurst: number;
   budgetMargin: number;
   adaptiveRates: boolean;
+  /** LEASE_SPREAD, ms. */
+  leaseSpreadMs: number;
   /** THROTTLE_BACKOFF_BASE, ms (≥ 1). */
   throttleBackoffBaseMs: number;
   /** THROTTLE_BACKOFF_CAP, ms (≥ the base). */
   throttleBackoffCapMs: number;
+  /** IP_THROTTLE_WINDOW, ms; 0 = never treat throttles as an IP limit. */
+  ipThrottleWindowMs: number;
+  /** LEASE_TRACE_FILE; undefined = no trace. */
+  leaseTraceFile: string | undefined;
   workerConcurrency: number;
   workerHttpPort: number | undefined;
   workerHttpHost: string;
@@ -212,6 +256,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(variable, issue.message);
   }
   const e = parsed.data;
+  if (parseRedisUrl(e.REDIS_URL).kind === 'cluster') {
+    const problem = clusterPrefixProblem(e.STORYCHECK_PREFIX);
+    if (problem) throw new ConfigError('STORYCHECK_PREFIX', problem);
+  }
   if (e.THROTTLE_BACKOFF_BASE < 1)
     throw new ConfigError('THROTTLE_BACKOFF_BASE', 'must be at least 1ms');
   if (e.THROTTLE_BACKOFF_CAP < e.THROTTLE_BACKOFF_BASE)
@@ -233,8 +281,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     globalBurst: e.GLOBAL_BURST,
     budgetMargin: e.BUDGET_MARGIN,
     adaptiveRates: e.ADAPTIVE_RATES,
+    leaseSpreadMs: e.LEASE_SPREAD,
     throttleBackoffBaseMs: e.THROTTLE_BACKOFF_BASE,
     throttleBackoffCapMs: e.THROTTLE_BACKOFF_CAP,
+    ipThrottleWindowMs: e.IP_THROTTLE_WINDOW,
+    leaseTraceFile: e.LEASE_TRACE_FILE,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHttpPort: e.WORKER_HTTP_PORT,
     workerHttpHost: e.WORKER_HTTP_HOST,

@@ -15,6 +15,20 @@ describe('loadConfig', () => {
     expect(c.throttleBackoffCapMs).toBe(1_800_000);
   });
 
+  it('IP_THROTTLE_WINDOW (default 60s, 0s = never), LEASE_SPREAD (default 300ms), LEASE_TRACE_FILE', () => {
+    expect(loadConfig({})).toMatchObject({
+      ipThrottleWindowMs: 60_000,
+      leaseSpreadMs: 300,
+      leaseTraceFile: undefined,
+    });
+    expect(
+      loadConfig({ IP_THROTTLE_WINDOW: '0s', LEASE_SPREAD: '1s', LEASE_TRACE_FILE: '/tmp/t' }),
+    ).toMatchObject({ ipThrottleWindowMs: 0, leaseSpreadMs: 1000, leaseTraceFile: '/tmp/t' });
+    expect(() => loadConfig({ IP_THROTTLE_WINDOW: 'a minute' })).toThrow(
+      /^invalid IP_THROTTLE_WINDOW: /,
+    );
+  });
+
   it('THROTTLE_BACKOFF_BASE must be at least 1ms and THROTTLE_BACKOFF_CAP at least the base', () => {
     expect(
       loadConfig({ THROTTLE_BACKOFF_BASE: '600ms', THROTTLE_BACKOFF_CAP: '18s' }),

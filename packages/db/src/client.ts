@@ -16,9 +16,16 @@ export interface DbHandle {
 // stay far below 2^53, so read them as numbers. Instagram ids are `text`, never int8.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/** How long a checked-out client whose connection died may stay out before it is reclaimed (ms). */
+const RECLAIM_BROKEN_MS = 5_000;
+
 /**
- * Opens a connection pool to `databaseUrl`. `max` connections (default 10). Every pool gets an
- * `error` listener: an idle client losing its server must not crash the process.
+ * Opens a connection pool to `databaseUrl`. `max` connections (default 10). The pool and every
+ * client it creates get an `error` listener for their whole life: pg emits 'error' on the pool
+ * for an idle client losing its server, but on the client itself when the client is checked out
+ * (a transaction in flight, pg_terminate_backend, a Postgres restart) — and pg-pool removes its
+ * own listener while a client is checked out, so without ours that is an unhandled 'error' event
+ * and the process dies. The query in flight still rejects; the pool discards the broken client.
  */
 export function openDb(
   databaseUrl: string,
@@ -31,6 +38,32 @@ export function openDb(
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (e) => opts.onError?.(e));
+  // Clients checked out now. drizzle's transaction() sends BEGIN outside its try/finally: when
+  // BEGIN fails on a connection that just died, the client is never released and its pool slot
+  // leaks — a few terminated connections would wedge the pool for good ("timeout exceeded when
+  // trying to connect"). So a client that lost its connection and is still checked out after
+  // RECLAIM_BROKEN_MS is released (and destroyed) here.
+  const checkedOut = new Set<pg.PoolClient>();
+  pool.on('acquire', (c) => checkedOut.add(c));
+  pool.on('release', (_e, c) => checkedOut.delete(c));
+  pool.on('remove', (c) => checkedOut.delete(c as pg.PoolClient));
+  pool.on('connect', (client) => {
+    let reclaiming = false;
+    client.on('error', (e) => {
+      opts.onError?.(e);
+      if (reclaiming) return;
+      reclaiming = true;
+      setTimeout(() => {
+        if (!checkedOut.has(client)) return;
+        checkedOut.delete(client);
+        try {
+          client.release(e);
+        } catch {
+          // released meanwhile by its holder: nothing leaked
+        }
+      }, RECLAIM_BROKEN_MS).unref();
+    });
+  });
   const db = drizzle(pool, { schema });
   return { db, pool, close: () => pool.end() };
 }

@@ -4,3 +4,5 @@ export { migrate, MIGRATIONS_FOLDER, type MigrateResult } from './migrate.js';
 export * from './batches.js';
 export * from './pool-store.js';
 export * from './recorder.js';
+export * from './result-format.js';
+export * from './batch-detail.js';

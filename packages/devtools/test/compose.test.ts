@@ -50,6 +50,8 @@ import {
 
 /** Services that run our image (the others are stock redis/postgres images). */
 const OURS = ['migrate', 'worker', 'board', 'producer', 'sim', 'demo'];
+/** Stock images of the `monitoring` profile (deploy/monitoring/, checked in monitoring.test.ts). */
+const MONITORING = ['prometheus', 'grafana'];
 const FINAL = new Set(['active', 'none', 'private', 'not_found', 'failed']);
 
 let tdb: TestDatabase;
@@ -158,7 +160,7 @@ describe('docker-compose.yml validates', () => {
 
   it('structure: services, scaling, Redis settings, ordering by health, profiles', () => {
     const names = Object.keys(compose.services);
-    expect(names.sort()).toEqual([...OURS, 'postgres', 'redis'].sort());
+    expect(names.sort()).toEqual([...OURS, ...MONITORING, 'postgres', 'redis'].sort());
 
     // Every storycheck service runs the one image built from the Dockerfile.
     const images = new Set(OURS.map((n) => svc(n).image));
@@ -224,6 +226,8 @@ describe('docker-compose.yml validates', () => {
     expect(svc('producer').profiles).toEqual(['tools']);
     expect(svc('sim').profiles).toEqual(['demo']);
     expect(svc('demo').profiles).toEqual(['demo']);
+    // Prometheus and Grafana (deploy/monitoring/) only under `monitoring`.
+    for (const n of MONITORING) expect({ n, p: svc(n).profiles }).toEqual({ n, p: ['monitoring'] });
     for (const n of ['redis', 'postgres', 'migrate', 'worker', 'board']) {
       expect({ n, profiles: svc(n).profiles }).toEqual({ n, profiles: undefined });
     }
@@ -424,14 +428,21 @@ describe('every service as a local process (docker compose up, in demo mode)', (
       return argv;
     }
 
-    /** Runs a service's healthcheck command (exec form) in its environment; resolves true on 0. */
-    async function healthy(name: string): Promise<boolean> {
+    /**
+     * Runs a service's healthcheck command (exec form) in the environment of one of its
+     * processes; resolves true on 0. Each argument is free of spaces: podman's Docker API splits
+     * exec-form healthcheck arguments on spaces.
+     */
+    async function healthy(name: string, env: Record<string, string>): Promise<boolean> {
       const test = svc(name).healthcheck?.test;
       expect(Array.isArray(test) && test[0] === 'CMD' && test[1] === 'node').toBe(true);
+      for (const a of test as string[]) {
+        expect({ name, arg: a, space: /\s/.test(a) }).toEqual({ name, arg: a, space: false });
+      }
       const args = (test as string[])
         .slice(2)
         .map((a) => (name === 'sim' ? a.replace(`:${simContainerPort}/`, `:${simPort}/`) : a));
-      const child = spawn(process.execPath, args, { cwd: ROOT, env: envOf(name), stdio: 'ignore' });
+      const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: 'ignore' });
       const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
       return code === 0;
     }
@@ -480,10 +491,17 @@ describe('every service as a local process (docker compose up, in demo mode)', (
         continue;
       }
       expect(awaitedToComplete).toBe(false);
+      const envs: Record<string, string>[] = [];
       for (let i = 1; i <= (scale.get(name) ?? 1); i++) {
-        longRunning.push(start(`${name}-${i}`, argvOf(name), envOf(name)));
+        const env = envOf(name);
+        // A worker's health port is per container (its own loopback); here they share one host.
+        if (env.WORKER_HTTP_PORT) env.WORKER_HTTP_PORT = String(await freePort());
+        envs.push(env);
+        longRunning.push(start(`${name}-${i}`, argvOf(name), env));
       }
-      await waitFor(() => healthy(name), `${name} healthcheck`, 20_000, 200);
+      for (const [i, env] of envs.entries()) {
+        await waitFor(() => healthy(name, env), `${name}-${i + 1} healthcheck`, 20_000, 200);
+      }
     }
     for (const p of longRunning)
       expect({ name: p.name, running: p.running() }).toEqual({

@@ -6,33 +6,46 @@ import { decryptSecret, type SecretKey } from './secrets.js';
 
 /**
  * Pool defaults from the configuration (SESSION_*, PROXY_*, GLOBAL_*), shaved by
- * BUDGET_MARGIN (default 0.03): rates × (1 − margin) and bursts − 1 (at least 1); 0 = no
- * shaving at all.
+ * BUDGET_MARGIN (default 0.03) and LEASE_SPREAD (default 300 ms): rates × (1 − margin), and
+ * each burst keeps {@link burstReserve} requests unused (at least 1; the burst stays ≥ 1);
+ * margin 0 = no shaving at all.
  *
  * Why both, and why the rate part is small: a lease is granted at Redis time, but its request
- * reaches the upstream a variable delay later (event loop, proxy, network), so requests leased
- * one interval apart can arrive closer together. An upstream enforcing the same GCRA budget
- * tolerates that only from the slack its bucket holds. The burst reserve is that slack, at once
- * and for ever: keeping one request of every burst unused lets arrivals bunch by a full
- * interval (seconds in production: 3.3 s at 200/11m) without a 429. A rate margin adds slack
- * only slowly (m of an interval per request, up to the upstream's burst), so it is no defence
- * against the first seconds of a run, when the reserve is all there is; it covers what is left —
- * clock-rate differences and rounding — and it costs m of every budget, for ever. Hence a small
- * one. (In apps/worker/bench/pool.mjs, time runs ~100× faster: an interval is 63–125 ms, and a
- * worker's cold start or a loaded machine delays requests by more than that; those runs throttle
- * at 0.1 as well as at 0.03 — see docs/benchmarks.md.)
+ * reaches the upstream a variable delay later (event loop, connection set-up, proxy, network),
+ * so requests leased one interval apart can arrive closer together. An upstream enforcing the
+ * same GCRA budget tolerates that only from the slack its bucket holds. The burst reserve is
+ * that slack, at once and for ever: keeping r requests of every burst unused lets arrivals bunch
+ * by r intervals without a 429 — in the first seconds of a run too, when the reserve is all
+ * there is. It is sized in time (LEASE_SPREAD), so a fast budget (a short interval) keeps more
+ * requests in reserve than a slow one: one for the production defaults (1.1 s and 3.3 s), up
+ * to 6 in apps/worker/bench/pool.mjs, where time runs ~100× faster. A rate margin adds slack
+ * only slowly (m of an interval per request, up to the upstream's burst); it covers what is
+ * left — clock-rate differences and rounding — and costs m of every budget, for ever. Hence a
+ * small one. The worker bounds its own part of the spread (packages/pool README, "Lease →
+ * arrival"): connections open before a lease is used, and a late lease is given back.
  */
 export function poolDefaults(config: Config): PoolDefaults {
   const m = config.budgetMargin;
-  const burst = (b: number) => (m > 0 ? Math.max(1, b - 1) : b);
+  const spread = config.leaseSpreadMs;
+  const burst = (b: number, r: Rate) => (m > 0 ? Math.max(1, b - burstReserve(r, spread)) : b);
   return {
     sessionRate: shave(config.sessionRate, m),
-    sessionBurst: burst(config.sessionBurst),
+    sessionBurst: burst(config.sessionBurst, config.sessionRate),
     proxyRate: shave(config.proxyRate, m),
-    proxyBurst: burst(config.proxyBurst),
+    proxyBurst: burst(config.proxyBurst, config.proxyRate),
     globalRate: config.globalRate ? shave(config.globalRate, m) : undefined,
-    globalBurst: burst(config.globalBurst),
+    globalBurst: config.globalRate
+      ? burst(config.globalBurst, config.globalRate)
+      : config.globalBurst,
   };
+}
+
+/**
+ * Requests of a burst kept unused so that arrivals may bunch by `spreadMs` without exceeding
+ * the upstream's budget: ceil(spread / interval), at least 1.
+ */
+export function burstReserve(rate: Rate, spreadMs: number): number {
+  return Math.max(1, Math.ceil(spreadMs / (rate.periodMs / rate.count) - 1e-9));
 }
 
 /**
@@ -80,9 +93,15 @@ export async function syncPool(
   opts: {
     keepState: boolean;
     /** BUDGET_MARGIN, applied to per-session overrides too. */ margin?: number;
+    /** LEASE_SPREAD ms: the burst reserve of per-session overrides (default 0: one request). */
+    spreadMs?: number;
+    /** SESSION_RATE: the rate of a session that overrides only its burst. */
+    sessionRate?: Rate;
   },
 ): Promise<void> {
   const m = opts.margin ?? 0;
+  const spread = opts.spreadMs ?? 0;
+  const defaultRate = opts.sessionRate ?? { count: 1, periodMs: 1_000_000 };
   for (const p of store.proxies) {
     await pool.upsertProxy({ id: p.id, label: p.label }, { keepState: opts.keepState });
     if (p.status === 'disabled') await pool.markProxy(p.id, 'disabled');
@@ -94,7 +113,15 @@ export async function syncPool(
         label: s.label,
         proxyId: s.proxyId,
         rate: s.rate ? shave(parseRate(s.rate), m) : undefined,
-        burst: s.burst === null ? undefined : m > 0 ? Math.max(1, s.burst - 1) : s.burst,
+        burst:
+          s.burst === null
+            ? undefined
+            : m > 0
+              ? Math.max(
+                  1,
+                  s.burst - burstReserve(s.rate ? parseRate(s.rate) : defaultRate, spread),
+                )
+              : s.burst,
       },
       { keepState: opts.keepState },
     );

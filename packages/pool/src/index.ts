@@ -40,9 +40,18 @@ export {
   decryptSessionCookies,
   openPool,
   poolDefaults,
+  burstReserve,
   proxyUrlWithPassword,
   syncPool,
   type DecryptedCookies,
   type StoredProxy,
   type StoredSession,
 } from './fleet.js';
+export {
+  createTraffic,
+  DIRECT,
+  TRAFFIC_BUCKET_MS,
+  TRAFFIC_TTL_S,
+  type Traffic,
+  type TrafficBucket,
+} from './traffic.js';

@@ -1,6 +1,8 @@
+import { slotTag } from '@storycheck/config';
+
 /**
  * Redis key layout of one pool. Every key starts with `<prefix>:` (so a prefix owns its keys,
- * CONTRACT.md) and carries the hash tag `{<prefix>:pool}`, so all keys of a pool land in one
+ * CONTRACT.md) and carries the hash tag `{<prefix>:pool}` (config `slotTag`), so all keys of a pool land in one
  * Redis Cluster slot and one script may touch them all.
  */
 export interface PoolKeys {
@@ -36,7 +38,7 @@ export interface PoolKeys {
 
 /** Builds the key layout for a STORYCHECK_PREFIX. */
 export function poolKeys(prefix: string): PoolKeys {
-  const base = `${prefix}:{${prefix}:pool}:`;
+  const base = `${prefix}:${slotTag(`${prefix}:pool`)}:`;
   return {
     base,
     sessions: `${base}sessions`,

@@ -259,8 +259,20 @@ export interface Pool {
   upsertSession(session: SessionInput, opts?: UpsertOptions): Promise<boolean>;
   /** Creates or updates a proxy; returns true when created. */
   upsertProxy(proxy: ProxyInput, opts?: UpsertOptions): Promise<boolean>;
-  /** Picks the least recently used (session, proxy) pair that may send now, within budget. */
-  acquire(): Promise<AcquireResult>;
+  /**
+   * Picks the least recently used (session, proxy) pair that may send now, within budget. With
+   * `sessionId`, leases that session only (in any stored state, for `storycheck sessions
+   * check`), or says how long until it may send; `no_usable_session` when it does not exist or
+   * its proxy is disabled or gone.
+   */
+  acquire(sessionId?: string): Promise<AcquireResult>;
+  /**
+   * Gives a lease back unused: its request was not sent (no connection ready, or past its
+   * send-by time). The budget it took returns to the session, its proxy and the global key (their
+   * TATs move back one interval), so a retaken lease costs nothing. Never call it for a lease
+   * whose request may have reached the upstream.
+   */
+  release(lease: Lease): Promise<void>;
   /**
    * The request got a real answer: resets backoff, closes a probed circuit, AIMD raise. In
    * adaptive mode a success of a request leased before the session's latest throttle streak
@@ -447,11 +459,18 @@ export function createPool(options: PoolOptions): Pool {
       return created === 1;
     },
 
-    async acquire() {
+    async acquire(sessionId) {
       const r = (await run(
         'acquire',
         [keys.ready, keys.global, keys.seq, keys.lru],
-        [B, window, globalIv, globalBurst, circuit.probeMs * 1000],
+        [
+          B,
+          window,
+          globalIv,
+          globalBurst,
+          circuit.probeMs * 1000,
+          ...(sessionId === undefined ? [] : [checkId('session', sessionId)]),
+        ],
       )) as unknown[];
       if (r[0] === 1) {
         const [, sessionId, sessionLabel, proxyId, proxyLabel, seq, atUs] = r as [
@@ -478,6 +497,14 @@ export function createPool(options: PoolOptions): Pool {
       if (r[2] === 'none') return { ok: false, reason: 'no_usable_session' };
       const waitUs = Math.max(1, Number(r[1]));
       return { ok: false, reason: 'budget', waitUs, waitMs: Math.ceil(waitUs / 1000) };
+    },
+
+    async release(lease) {
+      await run(
+        'release',
+        [keys.ready, keys.proxyReady, keys.global],
+        [B, lease.sessionId, lease.proxyId ?? '', globalIv, lease.atUs],
+      );
     },
 
     async reportSuccess(lease) {

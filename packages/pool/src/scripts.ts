@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis';
  */
 export const SCRIPTS = {
   acquire: { file: 'acquire.lua', keys: 4, rescore: false },
+  release: { file: 'release.lua', keys: 3, rescore: true },
   reportSuccess: { file: 'report-success.lua', keys: 2, rescore: true },
   reportThrottled: { file: 'report-throttled.lua', keys: 2, rescore: true },
   reportProxyBroken: { file: 'report-proxy-broken.lua', keys: 2, rescore: true },

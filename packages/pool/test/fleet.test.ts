@@ -40,10 +40,23 @@ describe('openPool (the configuration a worker runs with)', () => {
     expect((await pool.snapshot()).sessions[0]).toMatchObject({ throttleStreak: 5 });
   });
 
-  it('BUDGET_MARGIN (default 0.03) shaves rates and keeps one request of burst in reserve', () => {
+  it('BUDGET_MARGIN (default 0.03) shaves rates; bursts keep LEASE_SPREAD (default 300 ms) of requests in reserve, at least one', () => {
     const d0 = poolDefaults(loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5' }));
     expect(d0.sessionRate).toEqual({ count: 10, periodMs: 1031 });
-    expect(d0.sessionBurst).toBe(4);
+    // 300 ms at one request per 100 ms: 3 in reserve.
+    expect(d0.sessionBurst).toBe(2);
+    // The production defaults (intervals of 1.1 s and 3.3 s): one in reserve.
+    const prod = poolDefaults(loadConfig({}));
+    expect(prod).toMatchObject({ sessionBurst: 4, proxyBurst: 9 });
+    const wide = poolDefaults(
+      loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5', LEASE_SPREAD: '100ms' }),
+    );
+    expect(wide.sessionBurst).toBe(4);
+    // Never below a burst of 1.
+    const tight = poolDefaults(
+      loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5', LEASE_SPREAD: '2s' }),
+    );
+    expect(tight.sessionBurst).toBe(1);
     const off = poolDefaults(
       loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5', BUDGET_MARGIN: '0' }),
     );
@@ -52,6 +65,6 @@ describe('openPool (the configuration a worker runs with)', () => {
       loadConfig({ SESSION_RATE: '10/1s', SESSION_BURST: '5', BUDGET_MARGIN: '0.1' }),
     );
     expect(d.sessionRate).toEqual({ count: 10, periodMs: 1112 });
-    expect(d.sessionBurst).toBe(4);
+    expect(d.sessionBurst).toBe(2);
   });
 });

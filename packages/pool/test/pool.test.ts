@@ -219,6 +219,77 @@ describe('acquire', () => {
   });
 });
 
+describe('release and leasing one session', () => {
+  it('release gives the budget back: session, proxy and global, and the siblings may send again', async () => {
+    const pool = makePool({
+      defaults: {
+        ...WIDE,
+        sessionRate: rate(1, 60_000),
+        sessionBurst: 1,
+        proxyRate: rate(1, 60_000),
+        proxyBurst: 1,
+        globalRate: rate(1, 60_000),
+        globalBurst: 1,
+      },
+    });
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    for (const id of ['a', 'b']) await pool.upsertSession({ id, label: id, proxyId: 'p' });
+    const l = lease(await pool.acquire());
+    // Every budget is spent for a minute: nothing may send.
+    expect(await pool.acquire()).toMatchObject({ ok: false, reason: 'budget' });
+    await pool.release(l);
+    // Given back: a lease at once (the sibling, least recently used, or the same session).
+    const again = lease(await pool.acquire());
+    expect(['a', 'b']).toContain(again.sessionId);
+    expect(await pool.acquire()).toMatchObject({ ok: false, reason: 'budget' });
+    // Usage counts only what was sent.
+    const snap = await pool.snapshot();
+    expect(snap.sessions.reduce((n, s) => n + s.usageCount, 0)).toBe(1);
+    expect(snap.proxies[0]!.usageCount).toBe(1);
+  });
+
+  it('release after a cooldown began leaves the cooled session where the cooldown put it', async () => {
+    const pool = makePool({ defaults: { ...WIDE, sessionRate: rate(1, 60_000), sessionBurst: 2 } });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const first = lease(await pool.acquire());
+    const second = lease(await pool.acquire());
+    await pool.reportThrottled(first, { retryAfterMs: 60_000 });
+    await pool.release(second);
+    const snap = (await pool.snapshot()).sessions[0]!;
+    expect(snap.status).toBe('cooling');
+    expect(await pool.acquire()).toMatchObject({ ok: false, reason: 'budget' });
+  });
+
+  it('acquire(id) leases that session only, says how long until it may send, and never revives it', async () => {
+    const pool = makePool({ defaults: { ...WIDE, sessionRate: rate(1, 60_000), sessionBurst: 1 } });
+    await pool.upsertProxy({ id: 'p', label: 'p' });
+    for (const id of ['a', 'b']) await pool.upsertSession({ id, label: id, proxyId: 'p' });
+    expect(lease(await pool.acquire('b')).sessionId).toBe('b');
+    const w = await pool.acquire('b');
+    expect(w.ok === false && w.reason === 'budget' && w.waitMs > 50_000).toBe(true);
+    // The other one is untouched.
+    expect(lease(await pool.acquire()).sessionId).toBe('a');
+    // An invalid session can be leased by name (sessions check) and stays out of the ready set.
+    await pool.upsertSession({ id: 'c', label: 'c', proxyId: 'p' });
+    await pool.markSession('c', 'invalid');
+    expect(lease(await pool.acquire('c')).sessionId).toBe('c');
+    expect(await redis.zscore(pool.keys.ready, 'c')).toBeNull();
+    expect((await pool.snapshot()).sessions.find((s) => s.id === 'c')!.status).toBe('invalid');
+    // Unknown session, or its proxy disabled: none.
+    expect(await pool.acquire('zz')).toEqual({ ok: false, reason: 'no_usable_session' });
+    await pool.markProxy('p', 'disabled');
+    expect(await pool.acquire('a')).toEqual({ ok: false, reason: 'no_usable_session' });
+  });
+
+  it('acquire(id) of a cooling session waits for the cooldown', async () => {
+    const pool = makePool();
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    await pool.reportThrottled(lease(await pool.acquire()), { retryAfterMs: 60_000 });
+    const w = await pool.acquire('s');
+    expect(w.ok === false && w.reason === 'budget' && w.waitMs > 50_000).toBe(true);
+  });
+});
+
 describe('session states', () => {
   it.each([
     { state: 'invalid' as const, via: 'reportSessionDead' },

@@ -7,6 +7,7 @@ import {
   openCheckQueue,
   parseCheckJobId,
   parseCheckPayload,
+  queuePrefix,
 } from '../src/index.js';
 
 describe('job catalog', () => {
@@ -52,7 +53,10 @@ describe('queue on real Redis', () => {
     await queue.addBulk(jobs);
     expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 3 });
     // Another prefix does not see them.
-    const other = new Queue('story-check', { connection: redis, prefix: `${prefix}-other` });
+    const other = new Queue('story-check', {
+      connection: redis,
+      prefix: queuePrefix(`${prefix}-other`),
+    });
     expect(await other.getJobCounts('waiting')).toEqual({ waiting: 0 });
     await other.close();
   });

@@ -6,6 +6,7 @@ import type { Logger } from '@storycheck/logger';
 import { classifyAnswer, type AnswerFacts } from './classify.js';
 import {
   MalformedResponseError,
+  ProxyAddressError,
   ProxyError,
   SessionBlockedError,
   SessionDeadError,
@@ -13,6 +14,12 @@ import {
   ThrottledError,
   UpstreamError,
 } from './errors.js';
+import {
+  ALLOW_PRIVATE_HINT,
+  guardedLookup,
+  proxyUrlProblem,
+  type LookupFunction,
+} from './proxy-address.js';
 import { parseCurrentUser, parseProfile, parseReelsMedia, type StoryState } from './parse.js';
 
 /** Instagram's web app id; without it the upstream answers "useragent mismatch". */
@@ -48,6 +55,14 @@ export interface StoryCheckerOptions {
   checkDeadlineMs?: number;
   /** Extra CA certificates (PEM) to trust, e.g. a TLS-intercepting corporate proxy's. */
   ca?: string;
+  /**
+   * Connect to proxies on loopback/private/link-local/… addresses (ALLOW_PRIVATE_PROXIES).
+   * Default false: such a proxy, by literal address or by what its name resolves to at connect
+   * time, fails with ProxyAddressError and nothing is sent.
+   */
+  allowPrivateProxies?: boolean;
+  /** DNS lookup for proxy names (default node's dns.lookup); the guard wraps it. */
+  lookup?: LookupFunction;
   /**
    * Called after every request with its endpoint and HTTP status (undefined: no answer) and
    * whether it was throttled — for metrics; it must not throw.
@@ -155,10 +170,13 @@ export class StoryChecker {
   private readonly baseUrl: string;
   private readonly logger: Logger | undefined;
   private readonly userAgent: string;
-  private readonly agents = new AgentPool();
+  private readonly agents: AgentPool;
+  private readonly allowPrivateProxies: boolean;
   private readonly useHttp2: boolean;
   private readonly checkDeadlineMs: number;
   private readonly onAnswer: StoryCheckerOptions['onAnswer'];
+  private readonly ca: string | undefined;
+  private readonly requestTimeoutMs: number;
 
   constructor(opts: StoryCheckerOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
@@ -167,6 +185,12 @@ export class StoryChecker {
     this.useHttp2 = (opts.http2 ?? true) && this.baseUrl.startsWith('https:');
     this.checkDeadlineMs = opts.checkDeadlineMs ?? 60_000;
     this.onAnswer = opts.onAnswer;
+    this.allowPrivateProxies = opts.allowPrivateProxies ?? false;
+    this.agents = new AgentPool(
+      this.allowPrivateProxies ? opts.lookup : guardedLookup(opts.lookup),
+    );
+    this.ca = opts.ca;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 15_000;
     this.http = got.extend({
       followRedirect: false,
       throwHttpErrors: false,
@@ -302,6 +326,39 @@ export class StoryChecker {
     }
   }
 
+  /**
+   * True when a request through `proxy` would go out on a connection already open (an idle
+   * keep-alive socket, a spare tunnel or an HTTP/2 session), so it reaches the upstream without
+   * connection set-up; claims that connection for a request started now. Always true without a
+   * proxy. The worker checks it right after a lease is granted (packages/pool README).
+   */
+  connectionReady(proxy: ProxyTarget | undefined): boolean {
+    return this.agents.claimIdle(proxy?.url, new URL(this.baseUrl), this.useHttp2);
+  }
+
+  /**
+   * Opens one connection to the upstream through `proxy` without sending any request (a
+   * CONNECT tunnel, or an HTTP/2 session inside one), for a request to use later. Throws
+   * ProxyError when the proxy fails.
+   */
+  async warmConnection(proxy: ProxyTarget | undefined): Promise<void> {
+    try {
+      // The TLS options got passes key the HTTP/2 session: only `ca` here.
+      await this.agents.warm(
+        proxy?.url,
+        new URL(this.baseUrl),
+        this.useHttp2,
+        this.ca ? { ca: this.ca } : {},
+        this.requestTimeoutMs,
+      );
+    } catch (e) {
+      throw new ProxyError(
+        `connect via proxy ${proxy?.label ?? '-'} failed: ${(e as { code?: string }).code ?? (e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+
   /** Closes keep-alive sockets and HTTP/2 sessions. */
   close(): void {
     this.agents.destroy();
@@ -328,6 +385,15 @@ export class StoryChecker {
       }
       if (s.dsUserId) cookies.push(`ds_user_id=${s.dsUserId}`);
       headers.cookie = cookies.join('; ');
+    }
+    if (opts.proxy && !this.allowPrivateProxies) {
+      // IP literals are not looked up by net.connect: the guard checks them here.
+      const why = proxyUrlProblem(opts.proxy.url);
+      if (why) {
+        throw new ProxyAddressError(
+          `proxy ${opts.proxy.label} refused: ${why} (${ALLOW_PRIVATE_HINT})`,
+        );
+      }
     }
     const started = performance.now();
     const startedAtMs = Date.now();
@@ -393,6 +459,11 @@ function networkError(e: unknown, endpoint: string, opts: CheckOptions): StoryCh
       : new UpstreamError(`${endpoint} request aborted`, { code: 'aborted', cause: e });
   }
   const code = (e as { code?: string }).code ?? '';
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    if (c instanceof ProxyAddressError) {
+      return new ProxyAddressError(`proxy ${opts.proxy?.label ?? '?'} ${c.message}`, { cause: e });
+    }
+  }
   if (opts.proxy) {
     // Through a proxy we only ever connect to the proxy: failing to connect, a reset, a refused
     // tunnel (407, 5xx on CONNECT) are the proxy's. A slow answer inside a working tunnel is not.

@@ -66,7 +66,17 @@ export class SessionBlockedError extends StoryCheckError {
 /** Connection refused/reset/timeout through a proxy, or 407: the proxy, not the session. */
 export class ProxyError extends StoryCheckError {
   override name = 'ProxyError';
-  readonly code = 'proxy_error';
+  readonly code: string = 'proxy_error';
+}
+
+/**
+ * The proxy's address is not a public Internet address (loopback, private, link-local, cloud
+ * metadata…, by literal or by what its name resolves to) and ALLOW_PRIVATE_PROXIES is off:
+ * nothing was sent. A ProxyError, so the worker opens the proxy's circuit.
+ */
+export class ProxyAddressError extends ProxyError {
+  override name = 'ProxyAddressError';
+  override readonly code: string = 'proxy_address_refused';
 }
 
 /** 5xx, network trouble reaching the upstream, "Too many reels requested": retry with backoff. */

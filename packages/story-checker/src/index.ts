@@ -23,3 +23,13 @@ export {
 } from './checker.js';
 export { StoriesCoalescer, type CoalescerOptions } from './coalescer.js';
 export { storyResult, type ProfileLookup } from './checker.js';
+export {
+  ALLOW_PRIVATE_HINT,
+  addressKinds,
+  canonicalHost,
+  guardedLookup,
+  hostProblem,
+  proxyUrlProblem,
+  specialAddressKind,
+  type LookupFunction,
+} from './proxy-address.js';

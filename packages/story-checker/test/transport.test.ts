@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import dns from 'node:dns';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -8,10 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { createLogger, registerSecret } from '@storycheck/logger';
 import { startProxies, startSim, type ProxyPool, type SimServer } from '@storycheck/upstream-sim';
 import {
+  ProxyAddressError,
   ProxyError,
   SessionBlockedError,
   SessionDeadError,
   StoryChecker,
+  type LookupFunction,
   type ProxyTarget,
 } from '../src/index.js';
 
@@ -54,7 +57,7 @@ afterAll(async () => {
 
 describe('through a real loopback proxy with credentials', () => {
   it('answers right, and the upstream sees the proxy’s egress address', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const checker = new StoryChecker({ baseUrl: sim.url, allowPrivateProxies: true, logger });
     try {
       const now = Math.floor(Date.now() / 1000);
       const names = sim.world.usernames().slice(0, 20);
@@ -83,7 +86,12 @@ describe('through a real loopback proxy with credentials', () => {
   it.each([{ mode: '407' as const }, { mode: 'refuse' as const }, { mode: 'reset' as const }])(
     'a broken proxy ($mode) gives ProxyError, never a session error',
     async ({ mode }) => {
-      const checker = new StoryChecker({ baseUrl: sim.url, logger, requestTimeoutMs: 2_000 });
+      const checker = new StoryChecker({
+        baseUrl: sim.url,
+        allowPrivateProxies: true,
+        logger,
+        requestTimeoutMs: 2_000,
+      });
       await pool.setBroken(pool.proxies[2]!.label, mode);
       try {
         const err = await checker
@@ -101,12 +109,66 @@ describe('through a real loopback proxy with credentials', () => {
   );
 
   it('wrong proxy credentials are a ProxyError (407)', async () => {
-    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    const checker = new StoryChecker({ baseUrl: sim.url, allowPrivateProxies: true, logger });
     try {
       const err = await checker
         .check(sim.world.usernames()[0]!, { proxy: target(0, 'wrong-pass') })
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ProxyError);
+    } finally {
+      checker.close();
+    }
+  });
+});
+
+describe('connections ready before a lease is used (warmConnection)', () => {
+  it('opens a tunnel without sending a request, and the next request goes out on it', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    try {
+      const proxy = target(2);
+      const tunnels = () => pool.stats()[proxy.label]!.tunnels;
+      const before = sim.requestLog().length;
+      const t0 = tunnels();
+      expect(checker.connectionReady(proxy)).toBe(false);
+      await checker.warmConnection(proxy);
+      // A tunnel is open; the upstream got no request.
+      expect(tunnels()).toBe(t0 + 1);
+      expect(sim.requestLog().length).toBe(before);
+      // Ready, and claimed: a second request started in the same tick does not count on it.
+      expect(checker.connectionReady(proxy)).toBe(true);
+      expect(checker.connectionReady(proxy)).toBe(false);
+      const name = sim.world.usernames()[0]!;
+      const p = await checker.lookupProfile(name, { proxy });
+      expect(p.found).toBe(true);
+      // The request used the spare tunnel: no new one was opened.
+      expect(tunnels()).toBe(t0 + 1);
+      expect(sim.requestLog().length).toBe(before + 1);
+      // Its keep-alive socket is idle again: ready for the next one.
+      await new Promise((r) => setImmediate(r));
+      expect(checker.connectionReady(proxy)).toBe(true);
+      // Without a proxy there is nothing to set up.
+      expect(checker.connectionReady(undefined)).toBe(true);
+    } finally {
+      checker.close();
+    }
+  });
+
+  it('a proxy that never answers the CONNECT gives up after the request timeout', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger, requestTimeoutMs: 300 });
+    const proxy = target(1);
+    await pool.setBroken(proxy.label, 'silent');
+    try {
+      await expect(checker.warmConnection(proxy)).rejects.toBeInstanceOf(ProxyError);
+    } finally {
+      await pool.setBroken(proxy.label, null);
+      checker.close();
+    }
+  });
+
+  it('a proxy that refuses the tunnel is a ProxyError', async () => {
+    const checker = new StoryChecker({ baseUrl: sim.url, logger });
+    try {
+      await expect(checker.warmConnection(target(2, 'wrong'))).rejects.toBeInstanceOf(ProxyError);
     } finally {
       checker.close();
     }
@@ -176,7 +238,7 @@ describe('HTTP/2 for https origins', () => {
   });
 
   it('is used by default, directly and inside a proxy’s CONNECT tunnel', async () => {
-    const checker = new StoryChecker({ baseUrl: frontUrl, ca, logger });
+    const checker = new StoryChecker({ baseUrl: frontUrl, ca, logger, allowPrivateProxies: true });
     try {
       const now = Math.floor(Date.now() / 1000);
       const u = sim.world.users.find(
@@ -189,8 +251,55 @@ describe('HTTP/2 for https origins', () => {
       expect(viaProxy.status).toBe('active');
       expect(pool.stats()[pool.proxies[0]!.label]!.tunnels).toBeGreaterThan(tunnelsBefore);
       expect(protocols.length).toBeGreaterThanOrEqual(4);
+      // warmConnection opens the HTTP/2 session a request will use (through another proxy).
+      const other = target(1);
+      expect(checker.connectionReady(other)).toBe(false);
+      const t1 = pool.stats()[other.label]!.tunnels;
+      await checker.warmConnection(other);
+      expect(pool.stats()[other.label]!.tunnels).toBe(t1 + 1);
+      expect(checker.connectionReady(other)).toBe(true);
+      expect((await checker.check(u.username, { proxy: other })).status).toBe('active');
+      expect(pool.stats()[other.label]!.tunnels).toBe(t1 + 1);
     } finally {
       checker.close();
+    }
+  });
+
+  it('the proxy address guard also holds for HTTP/2 inside a tunnel (connect-time lookup)', async () => {
+    const loopback = new URL(pool.proxies[0]!.url).hostname;
+    const lookup: LookupFunction = (hostname, options, callback) => {
+      if (hostname !== 'proxy.example.net')
+        return (dns.lookup as unknown as LookupFunction)(hostname, options, callback);
+      if (options.all) callback(null, [{ address: loopback, family: 4 }]);
+      else callback(null, loopback, 4);
+    };
+    const viaName = () => {
+      const t = target(0);
+      const u = new URL(t.url);
+      u.hostname = 'proxy.example.net';
+      return { label: t.label, url: u.href };
+    };
+    const u = sim.world.usernames()[0]!;
+    const tunnels = () => pool.stats()[pool.proxies[0]!.label]!.tunnels;
+    const guarded = new StoryChecker({ baseUrl: frontUrl, ca, logger, lookup });
+    const allowed = new StoryChecker({
+      baseUrl: frontUrl,
+      ca,
+      logger,
+      lookup,
+      allowPrivateProxies: true,
+    });
+    try {
+      const before = tunnels();
+      const err = await guarded.check(u, { proxy: viaName() }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProxyAddressError);
+      expect((err as Error).message).toMatch(/proxy\.example\.net resolves to 127\./);
+      expect(tunnels()).toBe(before);
+      await allowed.check(u, { proxy: viaName() });
+      expect(tunnels()).toBeGreaterThan(before);
+    } finally {
+      guarded.close();
+      allowed.close();
     }
   });
 

@@ -150,4 +150,17 @@ export async function runNode(
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
 export { parsePrometheus, valueOf, type Sample } from './prom-text.js';
-export { startPrivateRedis, freePort, type PrivateRedis } from './private-redis.js';
+export {
+  startPrivateRedis,
+  freePort,
+  type PrivateRedis,
+  type PrivateRedisOptions,
+} from './private-redis.js';
+export { startPrivatePostgres, PG_BIN, type PrivatePostgres } from './private-postgres.js';
+export {
+  startRedisCluster,
+  startRedisSentinel,
+  rawCommand,
+  type PrivateRedisSetup,
+  type RedisProcess,
+} from './cluster.js';

@@ -50,8 +50,17 @@ function pingOnce(port: number): Promise<boolean> {
   });
 }
 
+/** Options of {@link startPrivateRedis}. */
+export interface PrivateRedisOptions {
+  /**
+   * More redis-server arguments, e.g. `['--maxmemory', '4mb', '--maxmemory-policy',
+   * 'noeviction']` for a Redis that fills up. Settings can also be changed live with CONFIG SET.
+   */
+  args?: string[];
+}
+
 /** Starts a private `redis-server --port <free> --dir <tmp> --save '' --appendonly no`. */
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+export async function startPrivateRedis(opts: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sc-redis-'));
   let child: ChildProcess | undefined;
@@ -70,6 +79,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
         '',
         '--appendonly',
         'no',
+        ...(opts.args ?? []),
       ],
       { stdio: 'ignore' },
     );

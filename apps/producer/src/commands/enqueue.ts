@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,13 +7,16 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { addItems, batchExists, createBatch, pendingAmong, sealBatch } from '@storycheck/db';
 import { CHECK_JOB, batchIdSchema, checkJobId } from '@storycheck/queue';
-import { UsageError, type Context } from '../context.js';
+import { InterruptedError, UsageError, type Context } from '../context.js';
+import { waitForServices } from '../connectivity.js';
 import {
   InputError,
   formatFromName,
   normaliseUsername,
+  precheckInput,
   readEntries,
   type InputFormat,
+  type ReadOptions,
 } from '../input.js';
 import { waitForBatch } from './status.js';
 
@@ -26,6 +29,8 @@ export interface EnqueueOptions {
   /** Enqueue into this batch id (a UUID); an existing batch gains only names it lacks. */
   batchId?: string;
   format?: InputFormat;
+  /** CSV: the column of the names, by header name or 1-based number (docs/input.md). */
+  column?: string;
   /** Largest number of input lines accepted. Default 5,000,000. */
   maxLines?: number;
 }
@@ -50,13 +55,38 @@ const MAX_REJECTED_LISTED = 10_000;
  * a single valid name is rejected the same way.
  */
 export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions): Promise<void> {
-  const format = opts.format ?? formatFromName(source === '-' ? undefined : source);
+  const format = opts.format ?? 'auto';
+  // The file name is a hint for `auto`, after the content (docs/input.md).
+  const read: ReadOptions = {
+    hint: formatFromName(source === '-' ? undefined : source),
+    ...(opts.column !== undefined ? { column: opts.column } : {}),
+  };
   const maxLines = opts.maxLines ?? 5_000_000;
   if (opts.batchId !== undefined && !batchIdSchema.safeParse(opts.batchId).success) {
     throw new UsageError(`--batch-id must be a UUID, got "${opts.batchId}"`);
   }
   let spooled: { path: string; dir: string } | undefined;
   let path = source;
+  // SIGINT/SIGTERM: before anything can have been written, leave at once; once writing has
+  // begun, stop reading, flush what was read, leave the batch unsealed and say how to resume.
+  // A second signal leaves at once either way.
+  let writing = false;
+  let stopSignal: NodeJS.Signals | undefined;
+  let batchIdForSignal: string | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!writing || stopSignal) {
+      if (spooled) rmSync(spooled.dir, { recursive: true, force: true });
+      process.stderr.write(
+        batchIdForSignal && writing
+          ? `storycheck: ${sig} again; stopped without flushing; batch ${batchIdForSignal} is unsealed.\n${resumeHint(source, opts, batchIdForSignal)}\n`
+          : `storycheck: interrupted by ${sig}; nothing enqueued\n`,
+      );
+      process.exit(signalExitCode(sig));
+    }
+    stopSignal = sig;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     if (source === '-') {
       // stdin can be read once: it is spooled to a temp file so that limits and --strict are
@@ -74,18 +104,20 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       if (!st.isFile()) throw new UsageError(`cannot read ${source}: not a file`);
     }
     const open = (): Readable => createReadStream(path);
+    await precheckInput(open, format, read);
     await checkLineLimit(path, format, maxLines);
 
     if (opts.strict) {
       const rejected: Rejected[] = [];
       let valid = 0;
-      for await (const r of validated(open(), format, maxLines)) {
+      for await (const r of validated(open(), format, maxLines, read)) {
         if ('reason' in r) {
           if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
         } else valid++;
       }
       if (rejected.length) {
-        report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
+        // One line on stderr (the first reason); --json lists them all on stdout.
+        if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
         throw new UsageError(
           `--strict: ${rejected.length} invalid line${rejected.length === 1 ? '' : 's'} (first: line ${rejected[0]!.line}: ${rejected[0]!.reason}); nothing enqueued`,
         );
@@ -93,10 +125,22 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       if (valid === 0) throw new UsageError('no usernames in input; nothing enqueued');
     }
 
+    // Both services must answer before the batch row exists: an outage is one line and exit 1
+    // after ~10 s of retries, never a half-written batch.
+    await waitForServices({
+      redisUrl: ctx.config.redisUrl,
+      databaseUrl: ctx.config.databaseUrl,
+      pool: ctx.db.pool,
+    });
+    if (opts.batchId !== undefined && !(await batchExists(ctx.db.db, opts.batchId))) {
+      throw new UsageError(`no batch ${opts.batchId}`);
+    }
+
     const batchId = opts.batchId ?? randomUUID();
+    batchIdForSignal = batchId;
     // Appending to an existing batch (a re-run, or finishing an interrupted enqueue): names
     // already there but still pending get their jobs again; BullMQ drops ids it still has.
-    const appending = opts.batchId !== undefined && (await batchExists(ctx.db.db, batchId));
+    const appending = opts.batchId !== undefined; // it exists: checked above
     let batchReady = appending;
     let accepted = 0;
     let duplicates = 0;
@@ -139,8 +183,10 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       }
     };
 
+    writing = true;
     try {
-      for await (const r of validated(open(), format, maxLines)) {
+      for await (const r of validated(open(), format, maxLines, read)) {
+        if (stopSignal) break;
         if ('reason' in r) {
           rejectedCount++;
           if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
@@ -161,16 +207,57 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
       }
       throw e;
     }
+    if (stopSignal) {
+      throw new InterruptedError(
+        batchReady
+          ? `storycheck: interrupted by ${stopSignal} after ${accepted} new name${accepted === 1 ? '' : 's'}; ` +
+              `batch ${batchId} is unsealed (what was written is queued and will be checked).\n` +
+              resumeHint(source, opts, batchId)
+          : `storycheck: interrupted by ${stopSignal}; nothing enqueued`,
+        signalExitCode(stopSignal),
+      );
+    }
     if (!batchReady) {
-      report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
-      throw new UsageError('no usernames in input; nothing enqueued');
+      if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
+      const first = rejected[0];
+      if (!first) throw new UsageError('no usernames in input; nothing enqueued');
+      throw new UsageError(
+        `no usernames in input (${rejectedCount} rejected; first: line ${first.line}: ${first.reason}); nothing enqueued`,
+      );
     }
     await sealBatch(ctx.db.db, batchId, { duplicates, rejected: rejectedCount });
-    report(opts, { batchId, accepted, duplicates, rejected, rejectedCount });
-    if (opts.wait) await waitForBatch(ctx, batchId, { json: opts.json ?? false });
+    // Sealed: from here (the report, --wait) a signal ends the command the ordinary way.
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    const counts = { batchId, accepted, duplicates, rejected, rejectedCount };
+    // --wait --json prints ONE object: the final status with the enqueue counts merged in.
+    if (opts.wait && opts.json) {
+      process.stderr.write(`batch ${batchId}: ${accepted} accepted; waiting for it to finish\n`);
+      await waitForBatch(ctx, batchId, { json: true, merge: enqueueJson(counts) });
+      return;
+    }
+    report(opts, counts);
+    if (opts.wait) await waitForBatch(ctx, batchId, { json: false });
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (spooled) await rm(spooled.dir, { recursive: true, force: true });
   }
+}
+
+/** 128 + the signal number, as a shell reports a process killed by it: 130 SIGINT, 143 SIGTERM. */
+function signalExitCode(sig: NodeJS.Signals): number {
+  return sig === 'SIGINT' ? 130 : 143;
+}
+
+/** "resume with: storycheck enqueue <file> --batch-id <id>", the file quoted for a POSIX shell. */
+function resumeHint(source: string, opts: EnqueueOptions, batchId: string): string {
+  const quoted = /^[\w@%+=:,./-]+$/.test(source) ? source : `'${source.replace(/'/g, `'\\''`)}'`;
+  const format = opts.format && opts.format !== 'auto' ? ` --format ${opts.format}` : '';
+  return (
+    `resume with: storycheck enqueue ${quoted} --batch-id ${batchId}${format}` +
+    (source === '-' ? ' (the same input on stdin)' : '')
+  );
 }
 
 /**
@@ -230,8 +317,9 @@ async function* validated(
   stream: Readable,
   format: InputFormat,
   maxLines: number,
+  read: ReadOptions,
 ): AsyncGenerator<{ line: number; username: string } | Rejected> {
-  for await (const e of readEntries(stream, format)) {
+  for await (const e of readEntries(stream, format, read)) {
     if (e.line > maxLines) {
       throw new UsageError(
         `input has more than ${maxLines} lines (the limit); split it or raise --max-lines`,
@@ -260,14 +348,7 @@ function report(
 ): void {
   const rejectedCount = r.rejectedCount ?? r.rejected.length;
   if (opts.json) {
-    const out: Record<string, unknown> = {
-      batchId: r.batchId,
-      accepted: r.accepted,
-      duplicates: r.duplicates,
-      rejected: r.rejected,
-    };
-    if (rejectedCount > r.rejected.length) out.rejectedTotal = rejectedCount;
-    process.stdout.write(`${JSON.stringify(out)}\n`);
+    process.stdout.write(`${JSON.stringify(enqueueJson(r))}\n`);
     return;
   }
   const lines = r.rejected
@@ -284,4 +365,17 @@ function report(
       `batch ${r.batchId}: ${r.accepted} accepted, ${r.duplicates} duplicate${r.duplicates === 1 ? '' : 's'}, ${rejectedCount} rejected\n`,
     );
   }
+}
+
+/** The `enqueue --json` object (CONTRACT.md); `rejectedTotal` only when the list is cut. */
+function enqueueJson(r: Parameters<typeof report>[1]): Record<string, unknown> {
+  const rejectedCount = r.rejectedCount ?? r.rejected.length;
+  const out: Record<string, unknown> = {
+    batchId: r.batchId,
+    accepted: r.accepted,
+    duplicates: r.duplicates,
+    rejected: r.rejected,
+  };
+  if (rejectedCount > r.rejected.length) out.rejectedTotal = rejectedCount;
+  return out;
 }

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import {
   listProxies,
   listSessions,
@@ -21,11 +20,18 @@ import {
   proxyUrlWithPassword,
   reencryptSecret,
   syncPool,
+  type Lease,
   type Pool,
   type DecryptedCookies,
   type SecretKey,
 } from '@storycheck/pool';
-import { StoryChecker, checkSessionLocally } from '@storycheck/story-checker';
+import {
+  ALLOW_PRIVATE_HINT,
+  StoryChecker,
+  ThrottledError,
+  checkSessionLocally,
+  proxyUrlProblem,
+} from '@storycheck/story-checker';
 import { UsageError, type Context } from '../context.js';
 
 /** Proxy URL schemes we accept. */
@@ -54,36 +60,6 @@ function keys(ctx: Context): SecretKey[] {
   return parseSecretKeys(ctx.config.secretKey);
 }
 
-/** True for loopback, private (RFC 1918, ULA) and link-local addresses and names. */
-export function isPrivateHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.local')) return true;
-  const v = isIP(h);
-  if (v === 4) {
-    const [a, b] = h.split('.').map(Number) as [number, number];
-    return (
-      a === 127 ||
-      a === 10 ||
-      a === 0 ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168) ||
-      (a === 169 && b === 254)
-    );
-  }
-  if (v === 6)
-    return (
-      h === '::1' ||
-      h === '::' ||
-      h.startsWith('fc') ||
-      h.startsWith('fd') ||
-      h.startsWith('fe80') ||
-      h.startsWith('::ffff:127.') ||
-      h.startsWith('::ffff:10.') ||
-      h.startsWith('::ffff:192.168.')
-    );
-  return false;
-}
-
 /** One parsed proxy line. */
 interface ProxyLine {
   label: string;
@@ -106,19 +82,27 @@ export function parseProxyLine(line: string, allowPrivate: boolean): ProxyLine {
   if (!PROXY_SCHEMES.includes(u.protocol))
     throw new Error(`scheme ${u.protocol.replace(':', '')} not supported (http, https, socks)`);
   if (!u.hostname) throw new Error('no host');
-  if (!u.port) throw new Error('no port');
+  // The address first: it is the reason that matters (and `:80`/`:443` are no reason at all).
+  const why = allowPrivate ? null : proxyUrlProblem(u);
+  if (why) throw new Error(`${why} (${ALLOW_PRIVATE_HINT})`);
+  // The parser drops a scheme's default port (`http://h:80` has port ''): read it from the text.
+  const port = u.port || explicitPort(text);
+  if (!port) throw new Error('no port');
   if (u.pathname !== '/' && u.pathname !== '') throw new Error('a proxy URL has no path');
-  if (!allowPrivate && isPrivateHost(u.hostname)) {
-    throw new Error(
-      `${u.hostname} is a loopback/private/link-local address (set ALLOW_PRIVATE_PROXIES=true to allow)`,
-    );
-  }
   const password = u.password ? decodeURIComponent(u.password) : null;
   if (password) registerSecret(password);
   u.password = '';
-  const label = label0 ?? `${u.hostname}:${u.port}`;
+  const label = label0 ?? `${u.hostname.replace(/[^A-Za-z0-9_.-]+/g, '_')}-${port}`;
   if (!LABEL.test(label)) throw new Error(`label "${label}" must be 1–64 of A-Z a-z 0-9 _ . -`);
   return { label, url: u.href.replace(/\/$/, ''), password };
+}
+
+/** The port written in a URL's authority (even the scheme's default), or '' when none is. */
+function explicitPort(text: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*):(\d+)(?:[/?#]|$)/i.exec(
+    text,
+  );
+  return m?.[1] ?? '';
 }
 
 /** Postgres rows → the pool. */
@@ -126,6 +110,8 @@ async function syncFromDb(ctx: Context, pool: Pool, keepState: boolean): Promise
   await syncPool(pool, await loadPoolStore(ctx.db.db), {
     keepState,
     margin: ctx.config.budgetMargin,
+    spreadMs: ctx.config.leaseSpreadMs,
+    sessionRate: ctx.config.sessionRate,
   });
 }
 
@@ -414,10 +400,16 @@ function proxyUrl(row: ProxyRow, ring: SecretKey[]): string {
   return proxyUrlWithPassword(row.url, row.passwordEnc, row.label, ring);
 }
 
+/** How long `sessions check` waits for a session's budget before it reports it unchecked. */
+const CHECK_MAX_WAIT_MS = 10_000;
+
 /**
  * `storycheck sessions check [label…]`: asks the upstream (accounts/current_user, through the
- * session's proxy) whether each session is logged in. Dead → invalid, challenged → challenge or
- * suspended; throttling or a broken proxy says nothing about the session and changes nothing.
+ * session's proxy) whether each session is logged in. Every request goes under a lease of that
+ * session (DESIGN.md: every upstream request spends budget), so a cooling session is not asked
+ * (`cooling`, with the time left) and a busy one waits for its budget (up to 10 s; then `busy`).
+ * Dead → invalid, challenged → challenge or suspended; a throttled answer cools the session
+ * down like any other request's would; a broken proxy says nothing about the session.
  */
 export async function sessionsCheck(
   ctx: Context,
@@ -436,21 +428,29 @@ export async function sessionsCheck(
     baseUrl: ctx.config.igBaseUrl,
     requestTimeoutMs: ctx.config.requestTimeoutMs,
     logger: ctx.logger,
+    allowPrivateProxies: ctx.config.allowPrivateProxies,
   });
   const report: Array<{ label: string; result: string; detail: string | null }> = [];
   try {
     for (const r of chosen) {
       const p = r.proxyId === null ? undefined : proxies.get(r.proxyId);
+      const proxy = p ? { label: p.label, url: proxyUrl(p, ring) } : undefined;
       let result: string;
       let detail: string | null = null;
+      const lease = await leaseFor(pool, String(r.id), checker, proxy);
+      if (!lease.ok) {
+        report.push({ label: r.label, result: lease.result, detail: lease.detail });
+        continue;
+      }
       try {
         const a = await checker.checkSession({
           session: sessionCookies(r, ring),
-          ...(p ? { proxy: { label: p.label, url: proxyUrl(p, ring) } } : {}),
+          ...(proxy ? { proxy } : {}),
         });
         if (a.state === 'alive') {
           result = 'alive';
           detail = a.username;
+          await pool.reportSuccess(lease.lease);
         } else {
           const kind =
             a.state === 'dead'
@@ -466,6 +466,11 @@ export async function sessionsCheck(
       } catch (e) {
         result = 'unknown';
         detail = `${(e as Error).name}: ${(e as { code?: string }).code ?? (e as Error).message}`;
+        if (e instanceof ThrottledError)
+          await pool.reportThrottled(lease.lease, {
+            retryAfterMs: e.retryAfterMs,
+            code: e.code,
+          });
       }
       report.push({ label: r.label, result, detail });
     }
@@ -478,6 +483,47 @@ export async function sessionsCheck(
       process.stdout.write(
         `${x.label.padEnd(20)} ${x.result}${x.detail ? ` (${x.detail})` : ''}\n`,
       );
+}
+
+/**
+ * A lease of one session for `sessions check`: waits for its budget up to CHECK_MAX_WAIT_MS
+ * (a cooling session is reported, not waited for), and has its connection open before the
+ * lease is used, as the worker does (packages/pool README, "Lease → arrival").
+ */
+async function leaseFor(
+  pool: Pool,
+  sessionId: string,
+  checker: StoryChecker,
+  proxy: { label: string; url: string } | undefined,
+): Promise<{ ok: true; lease: Lease } | { ok: false; result: string; detail: string }> {
+  const deadline = Date.now() + CHECK_MAX_WAIT_MS;
+  let warmed = false;
+  for (;;) {
+    const r = await pool.acquire(sessionId);
+    if (r.ok) {
+      if (warmed || checker.connectionReady(proxy)) return { ok: true, lease: r.lease };
+      await pool.release(r.lease);
+      await checker.warmConnection(proxy).catch(() => undefined);
+      warmed = true;
+      continue;
+    }
+    if (r.reason === 'no_usable_session')
+      return { ok: false, result: 'unknown', detail: 'not checked: its proxy is disabled or gone' };
+    const snap = (await pool.snapshot()).sessions.find((s) => s.id === sessionId);
+    if (snap && snap.cooldownLeftMs > 0 && snap.cooldownLeftMs >= r.waitMs - 1)
+      return {
+        ok: false,
+        result: 'cooling',
+        detail: `not checked: cooling down for ${Math.ceil(snap.cooldownLeftMs / 1000)} s`,
+      };
+    if (Date.now() + r.waitMs > deadline)
+      return {
+        ok: false,
+        result: 'busy',
+        detail: `not checked: no budget for ${Math.ceil(r.waitMs / 1000)} s`,
+      };
+    await new Promise((res) => setTimeout(res, r.waitMs));
+  }
 }
 
 /**

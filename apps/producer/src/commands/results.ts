@@ -2,33 +2,17 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { batchExists, streamResults, type ResultRecord } from '@storycheck/db';
+import {
+  RESULT_FORMATS,
+  batchExists,
+  formatResults,
+  streamResults,
+  type ResultFormat,
+} from '@storycheck/db';
 import { UsageError, type Context } from '../context.js';
 
-/** Output formats of `results`. */
-export const RESULT_FORMATS = ['csv', 'json', 'ndjson'] as const;
-/** One of {@link RESULT_FORMATS}. */
-export type ResultFormat = (typeof RESULT_FORMATS)[number];
-
-/** CONTRACT.md field order. */
-export const RESULT_FIELDS = [
-  'username',
-  'status',
-  'storyCount',
-  'latestStoryAt',
-  'expiresAt',
-  'userId',
-  'checkedAt',
-  'attempts',
-  'cached',
-  'error',
-] as const;
-
-function csvCell(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
+/** Output formats of `results` (shared with the board's downloads, in @storycheck/db). */
+export { RESULT_FIELDS, RESULT_FORMATS, type ResultFormat } from '@storycheck/db';
 
 /**
  * `storycheck results <batchId> [--format] [--output FILE]`: streams one record per accepted
@@ -53,19 +37,8 @@ export async function results(
     if (!out.write(s)) await once(out, 'drain');
   };
   try {
-    if (format === 'csv') await write(`${RESULT_FIELDS.join(',')}\n`);
-    if (format === 'json') await write('[');
-    let first = true;
-    for await (const r of streamResults(ctx.db.db, batchId)) {
-      const rec = pick(r);
-      if (format === 'csv') await write(`${RESULT_FIELDS.map((f) => csvCell(rec[f])).join(',')}\n`);
-      else if (format === 'ndjson') await write(`${JSON.stringify(rec)}\n`);
-      else {
-        await write(`${first ? '\n' : ',\n'}${JSON.stringify(rec)}`);
-        first = false;
-      }
-    }
-    if (format === 'json') await write(first ? ']\n' : '\n]\n');
+    for await (const piece of formatResults(streamResults(ctx.db.db, batchId), format))
+      await write(piece);
     if (tmp && opts.output) {
       out.end();
       await once(out, 'finish');
@@ -78,19 +51,4 @@ export async function results(
     }
     throw e;
   }
-}
-
-function pick(r: ResultRecord): Record<(typeof RESULT_FIELDS)[number], unknown> {
-  return {
-    username: r.username,
-    status: r.status,
-    storyCount: r.storyCount,
-    latestStoryAt: r.latestStoryAt,
-    expiresAt: r.expiresAt,
-    userId: r.userId,
-    checkedAt: r.checkedAt,
-    attempts: r.attempts,
-    cached: r.cached,
-    error: r.error,
-  };
 }

@@ -2,7 +2,11 @@ import cliProgress from 'cli-progress';
 import { getBatchStatus, listBatches, type BatchStatus } from '@storycheck/db';
 import { UsageError, type Context } from '../context.js';
 
-/** `status --json` shape (CONTRACT.md), in its documented key order. */
+/**
+ * `status --json` shape (CONTRACT.md), in its documented key order, plus `sealed` last: false
+ * while the producer has not finished writing the batch (an enqueue still running, or one that
+ * was interrupted: resume it with `enqueue --batch-id`). An unsealed batch never completes.
+ */
 export function statusJson(s: BatchStatus): Record<string, unknown> {
   return {
     batchId: s.batchId,
@@ -14,15 +18,16 @@ export function statusJson(s: BatchStatus): Record<string, unknown> {
     createdAt: s.createdAt,
     startedAt: s.startedAt,
     finishedAt: s.finishedAt,
+    sealed: s.sealed,
   };
 }
 
-/** One human line: state, progress and counts. */
+/** One human line: state (and "unsealed" when the enqueue has not finished), progress and counts. */
 export function statusLine(s: BatchStatus): string {
   const pct = s.total ? Math.floor((s.done / s.total) * 100) : 100;
   const c = s.counts;
   return (
-    `batch ${s.batchId}${s.name ? ` (${s.name})` : ''}: ${s.state}, ${s.done}/${s.total} done (${pct}%) — ` +
+    `batch ${s.batchId}${s.name ? ` (${s.name})` : ''}: ${s.state}${s.sealed ? '' : ' (unsealed: enqueue running or interrupted)'}, ${s.done}/${s.total} done (${pct}%) — ` +
     `active ${c.active}, none ${c.none}, private ${c.private}, not_found ${c.not_found}, failed ${c.failed}`
   );
 }
@@ -55,7 +60,13 @@ export async function status(
 export async function waitForBatch(
   ctx: Context,
   batchId: string,
-  opts: { json: boolean; pollMs?: number; plainEveryMs?: number },
+  opts: {
+    json: boolean;
+    pollMs?: number;
+    plainEveryMs?: number;
+    /** Extra keys added to the final JSON object (enqueue --wait --json: its counts). */
+    merge?: Record<string, unknown>;
+  },
 ): Promise<BatchStatus> {
   const pollMs = opts.pollMs ?? 500;
   const plainEveryMs = opts.plainEveryMs ?? 5_000;
@@ -102,7 +113,9 @@ export async function waitForBatch(
   } finally {
     bar?.stop();
   }
-  process.stdout.write(opts.json ? `${JSON.stringify(statusJson(s))}\n` : `${statusLine(s)}\n`);
+  process.stdout.write(
+    opts.json ? `${JSON.stringify({ ...statusJson(s), ...opts.merge })}\n` : `${statusLine(s)}\n`,
+  );
   return s;
 }
 

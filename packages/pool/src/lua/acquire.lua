@@ -11,6 +11,10 @@
   ARGV[4] global burst
   ARGV[5] probe hold µs: leasing through a broken proxy (its recovery time has passed) holds
           the proxy for this long, so one probe at a time tests it
+  ARGV[6] optional session id: lease that session only (any stored state: `sessions check`
+          asks the upstream about invalid or disabled sessions too), or say how long until it
+          may send; "none" when it does not exist or its proxy is disabled or gone. A session
+          that is not active is not put back into the ready set.
 
   Returns
     {1, sessionId, sessionLabel, proxyId ("" = none), proxyLabel, leaseSeq, nowUs}  admitted
@@ -49,7 +53,13 @@ if giv > 0 then
 end
 
 local snow = fmt(now)
-local cands = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', snow, 'LIMIT', '0', ARGV[2])
+local target = ARGV[6] or ''
+local cands
+if target ~= '' then
+  cands = {target}
+else
+  cands = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', snow, 'LIMIT', '0', ARGV[2])
+end
 local nc = #cands
 if nc == 0 then
   return wait_reply(0)
@@ -68,7 +78,7 @@ else
   lus = {0}
 end
 -- The pick and what its commit needs, each number converted once.
-local best, label, pid, n, stat, sown
+local best, label, pid, n, stat, sown, bst
 local p -- the proxy: {state, new tat, label, new use count}, nil without one
 local pb = 0 -- the proxy's next-send time after this admission
 for _ = 1, nc do
@@ -82,7 +92,7 @@ for _ = 1, nc do
   lus[i] = false
   local sid = cands[i]
   local h = redis.call('HMGET', B .. 's:' .. sid, 'st', 'proxy', 'tat', 'iv', 'b', 'cu', 'label', 'n')
-  if h[1] == 'active' then
+  if h[1] == 'active' or (target ~= '' and h[1]) then
     local tat, iv, cu = (h[3] or 0) + 0, (h[4] or 0) + 0, (h[6] or 0) + 0
     local tau = ((h[5] or 1) - 1) * iv
     if math.max(tat - tau, cu) <= now then
@@ -108,7 +118,7 @@ for _ = 1, nc do
         end
       end
       if ok then
-        best, label, pid, n = sid, h[7] or '', spid, (h[8] or 0) + 1
+        best, label, pid, n, bst = sid, h[7] or '', spid, (h[8] or 0) + 1, h[1]
         stat = math.max(tat, now) + iv
         sown = math.max(stat - tau, cu)
         break
@@ -117,6 +127,25 @@ for _ = 1, nc do
   end
 end
 if best == nil then
+  if target ~= '' then
+    -- The named session may not send now: when it may (its GCRA, cooldown, proxy).
+    local h = redis.call('HMGET', B .. 's:' .. target, 'st', 'proxy', 'tat', 'iv', 'b', 'cu')
+    if not h[1] then
+      return {0, 0, 'none'}
+    end
+    local t = math.max(((h[3] or 0) + 0) - ((h[5] or 1) - 1) * ((h[4] or 0) + 0), (h[6] or 0) + 0)
+    if h[2] and h[2] ~= '' then
+      local ph = redis.call('HMGET', B .. 'p:' .. h[2], 'st', 'tat', 'iv', 'b', 'cu', 'ra')
+      if not ph[1] or ph[1] == 'disabled' then
+        return {0, 0, 'none'}
+      end
+      t = math.max(t, ((ph[2] or 0) + 0) - ((ph[4] or 1) - 1) * ((ph[3] or 0) + 0), (ph[5] or 0) + 0)
+      if ph[1] == 'broken' then
+        t = math.max(t, (ph[6] or 0) + 0)
+      end
+    end
+    return {0, math.max(1, t - now), 'budget'}
+  end
   -- Only reachable if a score is stale: a short wait rather than a write on a rejection.
   return {0, 1000, 'budget'}
 end
@@ -156,7 +185,7 @@ if p then
   -- Otherwise the proxy may still send now: its score and its other sessions' stay in the
   -- past, which says exactly that (lib.lua, "Scores").
 end
-if score then
+if score and bst == 'active' then
   redis.call('ZADD', KEYS[1], fmt(score), best)
 end
 if giv > 0 then
