@@ -295,7 +295,7 @@ describe('runbook: a batch stuck in running (docs/runbooks/batch-stuck.md)', () 
   });
 });
 
-describe('runbook: every session throttled (docs/runbooks/sessions-throttled.md)', () => {
+describe('runbook: every session throttled (docs/runbooks/all-sessions-throttled.md)', () => {
   const KEY = Buffer.alloc(32, 9).toString('base64');
   const sid = (n: number) => `${2_000_000 + n}%3AabcdefghijklMNOP%3A${n}%3Asecret${n}`;
   // The upstream's real limit per session; the workers start far above it.
@@ -356,7 +356,7 @@ describe('runbook: every session throttled (docs/runbooks/sessions-throttled.md)
 
     // Symptom and confirm: 429s at the upstream; `sessions list` shows the sessions throttled.
     const confirm = runbookCommand(
-      'sessions-throttled.md',
+      'all-sessions-throttled.md',
       'Confirm',
       'storycheck sessions list',
       batchId,
@@ -373,7 +373,7 @@ describe('runbook: every session throttled (docs/runbooks/sessions-throttled.md)
     expect(tsim.requestLog().filter(throttled).length).toBeGreaterThan(0);
 
     // Fix, steps 2 and 3: lower SESSION_RATE to the real limit, restart every worker (SIGTERM).
-    const page = readFileSync(join(ROOT, 'docs/runbooks/sessions-throttled.md'), 'utf8');
+    const page = readFileSync(join(ROOT, 'docs/runbooks/all-sessions-throttled.md'), 'utf8');
     expect(page).toMatch(/Lower `SESSION_RATE`/);
     expect(page).toMatch(/Restart every worker/);
     hot.child.kill('SIGTERM');
@@ -390,9 +390,9 @@ describe('runbook: every session throttled (docs/runbooks/sessions-throttled.md)
     await h.queue.promoteJobs();
 
     // Verify with the page's commands: the batch completes, sessions back to active.
-    await watchToCompletion('sessions-throttled.md', batchId);
+    await watchToCompletion('all-sessions-throttled.md', batchId);
     const verify = runbookCommand(
-      'sessions-throttled.md',
+      'all-sessions-throttled.md',
       'Verify',
       'storycheck sessions list',
       batchId,
