@@ -415,7 +415,7 @@ export function scanErrorCodes() {
   };
   for (const file of scannedFiles()) {
     const src = readFileSync(join(ROOT, file), 'utf8');
-    for (const m of src.matchAll(/readonly code\s*=\s*'([^']+)'/g)) add(m[1], file);
+    for (const m of src.matchAll(/readonly code(?::\s*string)?\s*=\s*'([^']+)'/g)) add(m[1], file);
     for (const m of src.matchAll(/readonly code:\s*((?:'[^']+'\s*\|?\s*)+);/g))
       for (const l of m[1].matchAll(/'([^']+)'/g)) add(l[1], file);
     for (const m of src.matchAll(/\bcode \?\? '([^']+)'/g)) add(m[1], file);
