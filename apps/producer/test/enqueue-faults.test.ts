@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { migrate } from '@storycheck/db';
+import { queuePrefix } from '@storycheck/queue';
 import {
   TEST_REDIS_URL,
   createTestDatabase,
@@ -42,7 +43,7 @@ beforeAll(async () => {
   };
   dir = await mkdtemp(join(tmpdir(), 'sc-enq-faults-'));
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue('story-check', { connection: redis, prefix: tp.prefix });
+  queue = new Queue('story-check', { connection: redis, prefix: queuePrefix(tp.prefix) });
   client = new pg.Client({ connectionString: tdb.url });
   await client.connect();
 });

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { migrate } from '@storycheck/db';
+import { queuePrefix } from '@storycheck/queue';
 import {
   TEST_REDIS_URL,
   createTestDatabase,
@@ -46,7 +47,7 @@ beforeAll(async () => {
   };
   dir = await mkdtemp(join(tmpdir(), 'sc-input-'));
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue('story-check', { connection: redis, prefix: tp.prefix });
+  queue = new Queue('story-check', { connection: redis, prefix: queuePrefix(tp.prefix) });
   client = new pg.Client({ connectionString: tdb.url });
   await client.connect();
 });
