@@ -173,8 +173,9 @@ describe('runbook: Redis down (docs/runbooks/redis-down.md)', () => {
       expect(down.code).toBe(1);
       expect(down.stderr).toMatch(/^storycheck: (Reached the max retries|cannot connect to)/);
       const worker = h.startWorker(sim, { REDIS_URL: redis.url, LOG_LEVEL: 'warn' });
+      // Started during the outage, the worker waits to start (the page's "cannot start yet").
       await waitFor(
-        () => /redis connection error/.test(worker.stderr()),
+        () => /redis connection error|cannot start yet: redis/.test(worker.stderr()),
         'the worker to log the outage',
       );
       expect(await pendingCount(batchId)).toBe(names.length);
