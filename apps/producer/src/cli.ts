@@ -30,12 +30,15 @@ function positiveInt(v: string): number {
 /**
  * Runs the `storycheck` CLI with `argv` (without node and script) and returns the exit code:
  * 0 success, 2 bad usage or invalid input (nothing written), 130/143 stopped by SIGINT/SIGTERM
- * (`enqueue`), 1 any other failure. Errors are
- * one redacted line on stderr; the stack only with LOG_LEVEL=debug.
+ * (`enqueue`), 1 any other failure. Errors are one redacted line on stderr; the stack only with
+ * LOG_LEVEL=debug. With `inspect`, hands it the commander program (every command, argument and
+ * option) instead of running anything: the docs generator (packages/devtools/docs-gen.mjs)
+ * writes docs/cli.md from it.
  */
 export async function runCli(
   argv: string[],
   env: Record<string, string | undefined> = process.env,
+  inspect?: (program: Command) => void,
 ): Promise<number> {
   let ctx: Context | undefined;
   const context = (): Context => (ctx ??= new Context(env));
@@ -202,6 +205,9 @@ export async function runCli(
     .action(async (o: { userIds?: boolean; results?: boolean; json?: boolean }) =>
       cacheClear(context(), o),
     );
+
+  // The docs generator and the docs tests read the command tree here; nothing is run.
+  if (inspect) return (inspect(program), 0);
 
   // The reader of stdout went away (`storycheck results … | head`): the Unix convention is to
   // stop quietly with success. Closing the context makes the command's next query fail, so it

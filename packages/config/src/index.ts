@@ -62,7 +62,7 @@ const rate = z.string().transform((v, ctx): Rate => {
  * Every variable of CONTRACT.md, with its default. One line per variable: meaning, unit,
  * default. Names are the environment names so a failing variable is reported as written.
  */
-const envSchema = z.object({
+export const envSchema = z.object({
   /**
    * Redis for queues, limiter and caches: one node (redis://), a Redis Cluster
    * (redis+cluster://host:port,host:port) or Sentinel (redis+sentinel://host:port,…/name).
