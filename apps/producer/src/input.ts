@@ -242,7 +242,8 @@ const NUMERIC = /^[-+]?(?:\d[\d,._ ]*)?\d(?:[.,]\d+)?%?$/;
  * Whether the first CSV row (which has no `username` cell) is a header, judged on it and up to
  * {@link HEADER_SAMPLE_ROWS} rows below: it is when one of its cells is a {@link HEADER_WORDS}
  * word; or when its first cell is not a valid name but most cells below it are; or when a column
- * holds text in the first row and only numbers below (`handle,followers` over `anna,120`).
+ * other than the first holds text in the first row and only numbers below (`who,count` over
+ * `anna,120`).
  */
 export function looksLikeHeader(first: string[], below: string[][]): boolean {
   if (first.some((c) => HEADER_WORDS.has(headerCell(c)))) return true;
@@ -250,9 +251,11 @@ export function looksLikeHeader(first: string[], below: string[][]): boolean {
   const c0 = first[0] ?? '';
   const validBelow = below.filter((r) => normaliseUsername(r[0] ?? '').ok).length;
   if (/\S/.test(c0) && !normaliseUsername(c0).ok && validBelow * 2 > below.length) return true;
+  // Not the first column: it holds the names, and a name may be all digits (`_0` over `0` is
+  // two names, not a header over a number).
   return first.some((c, j) => {
     const h = c.trim();
-    if (!h || NUMERIC.test(h)) return false;
+    if (j === 0 || !h || NUMERIC.test(h)) return false;
     return below.every((r) => NUMERIC.test((r[j] ?? '').trim()));
   });
 }

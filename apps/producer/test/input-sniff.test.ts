@@ -118,6 +118,10 @@ describe('CSV header rows', () => {
       'name\n',
       'CSV has a header row ("name") but no "username" column; name the column with --column <name>',
     ],
+    [
+      'who,count\nanna,120\n',
+      'CSV has a header row ("who", "count") but no "username" column; name the column with --column <name>',
+    ],
   ])('%j is refused', async (csv, message) => {
     expect(await enqueueView(csv, 'csv')).toEqual({ refused: message });
     if (csv.includes(',')) expect(await enqueueView(csv)).toEqual({ refused: message }); // auto
@@ -125,6 +129,8 @@ describe('CSV header rows', () => {
 
   it.each([
     ['alice,30\nbob,41\n', {}, ['alice', 'bob']],
+    // A name may be all digits: text over numbers in the names' column is not a header.
+    ['_0,0\n0,1\n', {}, ['_0', '0']],
     ['alice\nbob\n', {}, ['alice', 'bob']],
     ['id,UserName,note\n1,Alice,x\n2,bob,y\n', {}, ['alice', 'bob']],
     ['name,age\nalice,30\nbob,41\n', { column: 'NAME' }, ['alice', 'bob']],
