@@ -1,8 +1,9 @@
 // Shared by bootstrap/test/demo. Plain node (no dependencies): these run before `pnpm install`.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { delimiter, dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root. */
@@ -140,4 +141,31 @@ export function startChild(label, cmd, args, env, { quiet = false } = {}) {
     child.on('exit', (code, sig) => resolve(code ?? sig)),
   );
   return child;
+}
+
+/**
+ * Runs `pnpm exec jest <args>` with a JSON report and reads its counts: `failed` includes test
+ * files that could not run. `ok` only when jest exited 0, wrote its report, and at least one test
+ * passed with none failed (so an empty run is not a green one). Shared by test.mjs and faults.mjs.
+ */
+export function runJestWithReport(pnpm, args, reportName) {
+  const report = join(tmpdir(), `${reportName}-${process.pid}.json`);
+  const r = spawnSync(pnpm, ['exec', 'jest', ...args, '--json', `--outputFile=${report}`], {
+    cwd: ROOT,
+    stdio: 'inherit',
+    env: { ...process.env, NODE_OPTIONS: '--experimental-vm-modules --no-warnings' },
+  });
+  let passed = 0;
+  let failed = 0;
+  let ran = false;
+  try {
+    const j = JSON.parse(readFileSync(report, 'utf8'));
+    passed = j.numPassedTests;
+    failed = j.numFailedTests + (j.numRuntimeErrorTestSuites ?? 0);
+    ran = true;
+    rmSync(report, { force: true });
+  } catch {
+    // jest died before writing its report
+  }
+  return { passed, failed, ok: r.status === 0 && ran && failed === 0 && passed > 0 };
 }

@@ -2,11 +2,8 @@
 // The README's test command (`npm test`): bootstrap (pnpm, install, build), then one jest run
 // over every app and package against the real Redis and PostgreSQL, ending with one line:
 // "N passed, N failed".
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { ROOT, bootstrap, requireServices, step, turboEnv } from './lib.mjs';
+import { ROOT, bootstrap, requireServices, runJestWithReport, step, turboEnv } from './lib.mjs';
 
 try {
   await requireServices();
@@ -29,30 +26,10 @@ try {
     }
   }
   step('running the test suite (jest)');
-  const report = join(tmpdir(), `storycheck-jest-${process.pid}.json`);
-  const r = spawnSync(
-    pnpm,
-    ['exec', 'jest', '--ci', '--json', `--outputFile=${report}`, ...process.argv.slice(2)],
-    {
-      cwd: ROOT,
-      stdio: 'inherit',
-      env: { ...process.env, NODE_OPTIONS: '--experimental-vm-modules --no-warnings' },
-    },
-  );
-  let passed = 0;
-  let failed = 0;
-  let ran = false;
-  try {
-    const j = JSON.parse(readFileSync(report, 'utf8'));
-    passed = j.numPassedTests;
-    failed = j.numFailedTests + (j.numRuntimeErrorTestSuites ?? 0);
-    ran = true;
-    rmSync(report, { force: true });
-  } catch {
-    // jest died before writing its report
-  }
-  failed += checkFailures;
-  const ok = r.status === 0 && ran && failed === 0 && passed > 0;
+  const jest = runJestWithReport(pnpm, ['--ci', ...process.argv.slice(2)], 'storycheck-jest');
+  const passed = jest.passed;
+  const failed = jest.failed + checkFailures;
+  const ok = jest.ok && checkFailures === 0;
   process.stdout.write(`\n${passed} passed, ${failed === 0 && !ok ? 1 : failed} failed\n`);
   process.exit(ok ? 0 : 1);
 } catch (e) {
