@@ -77,7 +77,17 @@ describe('caches in the worker', () => {
     expect(c3.stories - c2.stories).toBeLessThanOrEqual(Math.ceil(withReel / 20) + 10);
 
     // cache clear really empties: stats show nothing, and the next run asks again.
-    const stats = JSON.parse((await h.cli(['cache', 'stats', '--json'])).stdout);
+    // Workers add their hit counts to Redis on a timer (statsFlushMs, 1 s): wait for the count
+    // rather than read it the moment the batch completes.
+    let stats = { userIds: { entries: 0, hits: 0 } };
+    await waitFor(
+      async () => {
+        stats = JSON.parse((await h.cli(['cache', 'stats', '--json'])).stdout);
+        return stats.userIds.hits >= 1000;
+      },
+      'user-id cache hits flushed to Redis',
+      30_000,
+    ).catch(() => undefined);
     expect(stats.userIds.entries).toBe(1000);
     expect(stats.userIds.hits).toBeGreaterThanOrEqual(1000);
     const cleared = await h.cli(['cache', 'clear', '--json']);
