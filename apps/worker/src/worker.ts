@@ -26,6 +26,7 @@ import { Fleet, LeaseWaitError, NoSessionError, type Credentials } from './fleet
 import type { Lease } from '@storycheck/pool';
 import { WorkerMetrics, statusClassOf } from './metrics.js';
 import { startHealthServer, type HealthServer } from './health.js';
+import { handleStallLimit, isStallLimitFailure } from './stall-limit.js';
 import { startWatchdog } from './watchdog.js';
 import {
   actionFor,
@@ -508,7 +509,8 @@ async function startWorkerOn(
     logger.error('worker error', { error: redactString(firstLine(e)) });
   });
   worker.on('failed', (job, e) => {
-    if (job && !(e instanceof DelayedError))
+    if (job && isStallLimitFailure(e)) void handleStallLimit(job, { recorder, logger });
+    else if (job && !(e instanceof DelayedError))
       logger.debug('job failed', { jobId: job.id, error: e.message });
   });
   await worker.waitUntilReady();
