@@ -28,7 +28,6 @@ export interface BatchPageData {
   page: number;
 }
 
-
 /** A bucket width (ms) that gives at most ~60 points over `spanMs`: 1 s, 2 s, 5 s, … 1 h. */
 export function bucketFor(spanMs: number): number {
   const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].map((s) => s * 1_000);

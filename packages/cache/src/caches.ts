@@ -256,7 +256,8 @@ const secs = (d: Date) => Math.floor(d.getTime() / 1000);
 const num = (v: number | null) => (v === null ? '' : String(v));
 const time = (d: Date | null) => (d === null ? '' : String(secs(d)));
 const back = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
-const date = (v: string | undefined) => (v === undefined || v === '' ? null : new Date(Number(v) * 1000));
+const date = (v: string | undefined) =>
+  v === undefined || v === '' ? null : new Date(Number(v) * 1000);
 
 /**
  * `a|<userId>|<count>|<latest>|<expires>|<checkedAt>` (times in epoch seconds): compact, no

@@ -1,11 +1,6 @@
 import { Redis } from 'ioredis';
 import { TEST_REDIS_URL, createTestPrefix, sleep, type TestPrefix } from '@storycheck/testkit';
-import {
-  Caches,
-  SingleFlight,
-  decodeResult,
-  encodeResult,
-} from '../src/index.js';
+import { Caches, SingleFlight, decodeResult, encodeResult } from '../src/index.js';
 import type { StoryResult } from '@storycheck/model';
 
 let tp: TestPrefix;
