@@ -37,7 +37,7 @@ describe('Caches', () => {
     // The stored text is the same as before the record moved to packages/model: entries
     // written by an older worker still read.
     expect(enc).toBe('a|1234567890123|3|1800000000|1800086400|1799999000');
-    expect(decodeResult('x||||1799999000')).toEqual({
+    expect(decodeResult('x|||||1799999000')).toEqual({
       status: 'not_found',
       userId: null,
       storyCount: null,
