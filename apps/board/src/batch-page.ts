@@ -1,10 +1,5 @@
-import type {
-  BatchStatus,
-  FailureGroup,
-  LogError,
-  ResultRecord,
-  ThroughputBucket,
-} from '@storycheck/db';
+import type { BatchStatus, FailureGroup, LogError, ThroughputBucket } from '@storycheck/db';
+import { FINAL_STATUSES, ITEM_STATUSES, type ResultRecord } from '@storycheck/model';
 import { CHART_STYLE, lineChart } from './charts.js';
 import { badge, escapeHtml, formatDuration, layout, relTime } from './pages.js';
 
@@ -15,15 +10,8 @@ import { badge, escapeHtml, formatDuration, layout, relTime } from './pages.js';
  * goes through {@link escapeHtml}: usernames are validated, error messages are not.
  */
 
-/** Item statuses the item list filters by. */
-export const ITEM_FILTERS = [
-  'pending',
-  'active',
-  'none',
-  'private',
-  'not_found',
-  'failed',
-] as const;
+/** Item statuses the item list filters by: every one. */
+export const ITEM_FILTERS = ITEM_STATUSES;
 /** Items per page of the item list. */
 export const ITEMS_PER_PAGE = 50;
 
@@ -39,8 +27,6 @@ export interface BatchPageData {
   /** Zero-based page of the item list. */
   page: number;
 }
-
-const COUNT_ORDER = ['active', 'none', 'private', 'not_found', 'failed'] as const;
 
 /** A bucket width (ms) that gives at most ~60 points over `spanMs`: 1 s, 2 s, 5 s, … 1 h. */
 export function bucketFor(spanMs: number): number {
@@ -78,7 +64,7 @@ export function renderBatchPage(d: BatchPageData, nowMs: number): string {
   const cards = [
     card(`${pct >= 99.95 || pct === 0 ? pct.toFixed(0) : pct.toFixed(1)}%`, 'done'),
     card(`${b.done} / ${b.total}`, 'checked / accepted'),
-    ...COUNT_ORDER.map((k) => card(b.counts[k], k, `c-${k}`)),
+    ...FINAL_STATUSES.map((k) => card(b.counts[k], k, `c-${k}`)),
     card(b.duplicates, 'duplicates'),
     card(b.rejected, 'rejected'),
     card(rate ? `${rate.toFixed(1)}/s` : '—', 'average rate'),

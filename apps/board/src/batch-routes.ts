@@ -12,9 +12,9 @@ import {
   streamResults,
   type Db,
   type ResultFormat,
-  type ResultRecord,
 } from '@storycheck/db';
 import type { Logger } from '@storycheck/logger';
+import type { ResultRecord } from '@storycheck/model';
 import { batchIdSchema } from '@storycheck/queue';
 import {
   ITEM_FILTERS,

@@ -1,4 +1,5 @@
 import type { BatchStatus } from '@storycheck/db';
+import { FINAL_STATUSES } from '@storycheck/model';
 import type { PoolSnapshot, ProxyStatus, SessionStatus } from '@storycheck/pool';
 
 /**
@@ -214,8 +215,6 @@ ${proxyRows}
   return layout('Pool', '/pool', body);
 }
 
-const COUNT_ORDER = ['active', 'none', 'private', 'not_found', 'failed'] as const;
-
 /**
  * The `/batches` page: the most recent batches, newest first, each with its state, a progress
  * bar (done/total), the counts per final status and when it was created.
@@ -225,7 +224,7 @@ export function renderBatchesPage(batches: readonly BatchStatus[], nowMs: number
     .map((b) => {
       const pct = b.total > 0 ? Math.min(100, (b.done / b.total) * 100) : b.sealed ? 100 : 0;
       const pctText = `${pct >= 99.95 || pct === 0 ? pct.toFixed(0) : pct.toFixed(1)}%`;
-      const counts = COUNT_ORDER.map(
+      const counts = FINAL_STATUSES.map(
         (k) => `<td class="num c-${k}">${escapeHtml(b.counts[k])}</td>`,
       ).join('');
       return `<tr>
@@ -244,7 +243,7 @@ ${counts}
 ${
   batches.length
     ? `<table id="batches">
-<thead><tr><th>id</th><th>name</th><th>state</th><th>progress</th><th class="num">done / total</th>${COUNT_ORDER.map((k) => `<th class="num">${k}</th>`).join('')}<th>created</th></tr></thead>
+<thead><tr><th>id</th><th>name</th><th>state</th><th>progress</th><th class="num">done / total</th>${FINAL_STATUSES.map((k) => `<th class="num">${k}</th>`).join('')}<th>created</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>

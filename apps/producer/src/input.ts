@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { usernameProblem } from '@storycheck/model';
 
 /**
  * Reading operator input (CONTRACT.md "enqueue"): txt, CSV and JSON arrays, streamed so a
@@ -29,8 +30,9 @@ const PROFILE_URL = /^(?:https?:\/\/)?(?:www\.|m\.)?instagram\.com\/([^/?#\s]+)\
 
 /**
  * Normalises one entry: trims, strips a BOM, one leading `@` and surrounding quotes, reduces an
- * instagram.com profile URL to its name, lower-cases; then validates (1–30 of a-z 0-9 . _, not
- * starting or ending with `.`, no `..`). The reason of a rejection is one short phrase.
+ * instagram.com profile URL to its name, lower-cases; then validates by the username rule of
+ * packages/model (1–30 of a-z 0-9 . _, not starting or ending with `.`, no `..`). The reason of
+ * a rejection is one short phrase.
  */
 export function normaliseUsername(raw: string): Normalised {
   let s = raw.replace(/^\uFEFF/, '').trim();
@@ -52,20 +54,8 @@ export function normaliseUsername(raw: string): Normalised {
   }
   if (s.startsWith('@')) s = s.slice(1);
   s = s.toLowerCase();
-  if (s.length === 0) return { ok: false, reason: 'empty' };
-  if (s.length > 30) return { ok: false, reason: `too long (${s.length} characters, at most 30)` };
-  const bad = /[^a-z0-9._]/.exec(s);
-  if (bad) {
-    const ch = bad[0];
-    const code = ch.codePointAt(0)!;
-    const shown =
-      code < 32 || code > 126 ? `U+${code.toString(16).toUpperCase().padStart(4, '0')}` : `'${ch}'`;
-    return { ok: false, reason: `invalid character ${shown} (allowed: a-z 0-9 . _)` };
-  }
-  if (s.startsWith('.')) return { ok: false, reason: "starts with '.'" };
-  if (s.endsWith('.')) return { ok: false, reason: "ends with '.'" };
-  if (s.includes('..')) return { ok: false, reason: "contains '..'" };
-  return { ok: true, username: s };
+  const problem = usernameProblem(s);
+  return problem ? { ok: false, reason: problem.reason } : { ok: true, username: s };
 }
 
 /** Picks a format from a file name's extension; `auto` when it says nothing. */

@@ -20,7 +20,7 @@ const SOURCES: Array<{ path: string; makers: string[]; exit: string }> = [
   { path: 'apps/producer/src/cli.ts', makers: ['InvalidArgumentError'], exit: '2' },
   { path: 'packages/story-checker/src/proxy-address.ts', makers: ['ProxyAddressError'], exit: '—' },
 ];
-const REASON_SOURCES = ['apps/producer/src/input.ts'];
+const REASON_SOURCES = ['apps/producer/src/input.ts', 'packages/model/src/username.ts'];
 
 /**
  * The text of the string or template literal at `src[start]`, with every `${…}` as `…`;

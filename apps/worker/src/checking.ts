@@ -1,30 +1,26 @@
-import type { CachedResult, Caches, SingleFlight, UserIdEntry } from '@storycheck/cache';
+import type { Caches, SingleFlight, UserIdEntry } from '@storycheck/cache';
+import type { StoryResult } from '@storycheck/model';
 import type { Credentials, Fleet } from './fleet.js';
 import type { WorkerMetrics } from './metrics.js';
 import type {
+  CheckCost,
   CheckResult,
   ProfileLookup,
   StoriesCoalescer,
   StoryChecker,
 } from '@storycheck/story-checker';
 
-/** What one check produced, whichever way it was answered. */
-export interface CheckOutcome {
-  status: CachedResult['status'];
-  userId: string | null;
-  storyCount: number | null;
-  latestStoryAt: Date | null;
-  expiresAt: Date | null;
-  /** When the upstream was asked (earlier than now for a cached or shared answer). */
-  checkedAt: Date;
+/**
+ * What one check produced, whichever way it was answered: the result record as the checker
+ * made it (recorded as it is) and how this job got it — from a cache or a shared lookup, what
+ * its own check cost and through which session and proxy. Those are the batch-log row's and the
+ * metrics', not the record's, hence the extra fields.
+ */
+export interface CheckOutcome extends StoryResult, Omit<CheckCost, 'timings'> {
   /** Served from the result cache or borrowed from another asker's lookup. */
   cached: boolean;
-  /** Upstream requests this check took part in (0 when cached). */
-  requests: number;
-  /** Cache hits used (result cache, shared flight, user-id cache). */
-  cacheHits: number;
   /** Phase timings of an own upstream check; null when none was made. */
-  timings: CheckResult['timings'] | null;
+  timings: CheckCost['timings'] | null;
   /** Session and proxy of the profile lookup (labels, never secrets); null when none. */
   sessionLabel: string | null;
   proxyLabel: string | null;
@@ -35,7 +31,7 @@ export interface CheckingParts {
   checker: StoryChecker;
   coalescer: StoriesCoalescer<Credentials>;
   caches: Caches;
-  flight: SingleFlight<CachedResult>;
+  flight: SingleFlight<StoryResult>;
   fleet: Fleet;
   metrics?: WorkerMetrics;
 }
@@ -55,7 +51,7 @@ export async function checkUsername(
   // One round trip for both caches; the user-id entry is used by the first profile lookup.
   const { result: hit, userId: prefetched } = await caches.lookup(username);
   parts.metrics?.cacheLookup('results', hit !== null);
-  if (hit) return fromCached(hit);
+  if (hit) return borrowed(hit);
   let pre: UserIdEntry | null | undefined = prefetched;
 
   let own: CheckResult | undefined;
@@ -75,26 +71,13 @@ export async function checkUsername(
         },
         onStaleUserId: (u) => caches.dropUserId(u),
       });
-      const c = toCached(own);
-      await caches.setResult(username, c);
-      return c;
+      await caches.setResult(username, own);
+      return own;
     },
     signal,
   );
-  if (shared || !own) return fromCached(value);
-  return {
-    status: own.status,
-    userId: own.userId,
-    storyCount: own.status === 'active' ? own.storyCount : own.status === 'none' ? 0 : null,
-    latestStoryAt: own.latestStoryAt,
-    expiresAt: own.expiresAt,
-    checkedAt: new Date(),
-    cached: false,
-    requests: own.requests,
-    cacheHits: own.cacheHits,
-    timings: own.timings,
-    ...labels,
-  };
+  if (shared || !own) return borrowed(value);
+  return { ...own, cached: false, ...labels };
 }
 
 async function cachedLookup(
@@ -133,25 +116,10 @@ async function cachedLookup(
   return p;
 }
 
-function toCached(r: CheckResult): CachedResult {
+/** An answer this job did not ask for (result cache, or another asker's lookup). */
+function borrowed(r: StoryResult): CheckOutcome {
   return {
-    status: r.status,
-    userId: r.userId,
-    storyCount: r.status === 'active' ? r.storyCount : r.status === 'none' ? 0 : null,
-    latestStoryAtSecs: r.latestStoryAt ? Math.floor(r.latestStoryAt.getTime() / 1000) : null,
-    expiresAtSecs: r.expiresAt ? Math.floor(r.expiresAt.getTime() / 1000) : null,
-    checkedAtSecs: Math.floor(Date.now() / 1000),
-  };
-}
-
-function fromCached(c: CachedResult): CheckOutcome {
-  return {
-    status: c.status,
-    userId: c.userId,
-    storyCount: c.storyCount,
-    latestStoryAt: c.latestStoryAtSecs === null ? null : new Date(c.latestStoryAtSecs * 1000),
-    expiresAt: c.expiresAtSecs === null ? null : new Date(c.expiresAtSecs * 1000),
-    checkedAt: new Date(c.checkedAtSecs * 1000),
+    ...r,
     cached: true,
     requests: 0,
     cacheHits: 1,

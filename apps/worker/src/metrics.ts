@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { FinalStatus } from '@storycheck/db';
+import type { FinalStatus } from '@storycheck/model';
 import type { PoolSnapshot, ProxyStatus, SessionStatus } from '@storycheck/pool';
 
 /**

@@ -59,9 +59,9 @@ describe('caches on a Redis Cluster', () => {
           status: 'none',
           userId: String(1000 + i),
           storyCount: 0,
-          latestStoryAtSecs: null,
-          expiresAtSecs: null,
-          checkedAtSecs: now,
+          latestStoryAt: null,
+          expiresAt: null,
+          checkedAt: new Date(now * 1000),
         });
       }),
     );

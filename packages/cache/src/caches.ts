@@ -1,23 +1,11 @@
 import type { Redis } from 'ioredis';
+import type { CheckStatus, StoryResult } from '@storycheck/model';
 import { cacheKeys } from './keys.js';
 
 /** A user-id cache entry: the id and private flag, or that the username does not exist. */
 export type UserIdEntry =
   | { found: true; userId: string; isPrivate: boolean; seenAtSecs: number }
   | { found: false; seenAtSecs: number };
-
-/** A cached result (only final, successful answers: never failures or throttling). */
-export interface CachedResult {
-  status: 'active' | 'none' | 'private' | 'not_found';
-  userId: string | null;
-  storyCount: number | null;
-  /** Epoch seconds. */
-  latestStoryAtSecs: number | null;
-  /** Epoch seconds. */
-  expiresAtSecs: number | null;
-  /** When the upstream was asked, epoch seconds. */
-  checkedAtSecs: number;
-}
 
 /** Cache TTLs in ms. */
 export interface CacheTtls {
@@ -66,7 +54,7 @@ export class Caches {
    * will be used), so hit ratios mean what they did with two separate lookups.
    */
   async lookup(username: string): Promise<{
-    result: CachedResult | null;
+    result: StoryResult | null;
     userId: UserIdEntry | null;
   }> {
     if (this.ttl.resultMs <= 0) return { result: null, userId: await this.getUserId(username) };
@@ -99,18 +87,19 @@ export class Caches {
   }
 
   /**
-   * Caches a result for STORY_CACHE_TTL — for an active story no longer than until it expires,
-   * so a cached "active" never outlives the story.
+   * Caches a result (only final, successful answers: never failures or throttling) for
+   * STORY_CACHE_TTL — for an active story no longer than until it expires, so a cached "active"
+   * never outlives the story. Only the record's fields are stored (times in whole seconds).
    */
   async setResult(
     username: string,
-    r: CachedResult,
+    r: StoryResult,
     nowSecs = Math.floor(Date.now() / 1000),
   ): Promise<void> {
     let ttlMs = this.ttl.resultMs;
     if (ttlMs <= 0) return;
-    if (r.status === 'active' && r.expiresAtSecs !== null)
-      ttlMs = Math.min(ttlMs, (r.expiresAtSecs - nowSecs) * 1000);
+    if (r.status === 'active' && r.expiresAt !== null)
+      ttlMs = Math.min(ttlMs, (secs(r.expiresAt) - nowSecs) * 1000);
     if (ttlMs <= 0) return;
     await this.redis.set(this.keys.res(username), encodeResult(r), 'PX', ttlMs);
   }
@@ -253,39 +242,49 @@ export interface CacheStats {
   results: { entries: number; hits: number; misses: number; hitRatio: number | null };
 }
 
-const STATUS_CODE = { active: 'a', none: 'n', private: 'p', not_found: 'x' } as const;
-const CODE_STATUS: Record<string, CachedResult['status']> = {
-  a: 'active',
-  n: 'none',
-  p: 'private',
-  x: 'not_found',
+/** One letter per status in the stored text (a cache written by an older worker reads the same). */
+const STATUS_CODE: Record<CheckStatus, string> = {
+  active: 'a',
+  none: 'n',
+  private: 'p',
+  not_found: 'x',
 };
+const CODE_STATUS = new Map(
+  Object.entries(STATUS_CODE).map(([status, code]) => [code, status as CheckStatus]),
+);
+const secs = (d: Date) => Math.floor(d.getTime() / 1000);
 const num = (v: number | null) => (v === null ? '' : String(v));
+const time = (d: Date | null) => (d === null ? '' : String(secs(d)));
 const back = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
+const date = (v: string | undefined) =>
+  v === undefined || v === '' ? null : new Date(Number(v) * 1000);
 
-/** `a|<userId>|<count>|<latest>|<expires>|<checkedAt>`: compact, no JSON keys. */
-export function encodeResult(r: CachedResult): string {
+/**
+ * `a|<userId>|<count>|<latest>|<expires>|<checkedAt>` (times in epoch seconds): compact, no
+ * JSON keys. Fields of `r` beyond the record (a check's cost) are not stored.
+ */
+export function encodeResult(r: StoryResult): string {
   return [
     STATUS_CODE[r.status],
     r.userId ?? '',
     num(r.storyCount),
-    num(r.latestStoryAtSecs),
-    num(r.expiresAtSecs),
-    r.checkedAtSecs,
+    time(r.latestStoryAt),
+    time(r.expiresAt),
+    secs(r.checkedAt),
   ].join('|');
 }
 
-/** Inverse of {@link encodeResult}; null for anything unreadable. */
-export function decodeResult(v: string): CachedResult | null {
+/** Inverse of {@link encodeResult} (times to the second); null for anything unreadable. */
+export function decodeResult(v: string): StoryResult | null {
   const [s, u, c, l, e, t] = v.split('|');
-  const status = CODE_STATUS[s ?? ''];
+  const status = CODE_STATUS.get(s ?? '');
   if (!status || t === undefined) return null;
   return {
     status,
     userId: u ? u : null,
     storyCount: back(c),
-    latestStoryAtSecs: back(l),
-    expiresAtSecs: back(e),
-    checkedAtSecs: Number(t),
+    latestStoryAt: date(l),
+    expiresAt: date(e),
+    checkedAt: new Date(Number(t) * 1000),
   };
 }

@@ -2,7 +2,6 @@ export {
   Caches,
   encodeResult,
   decodeResult,
-  type CachedResult,
   type CacheStats,
   type CacheTtls,
   type UserIdEntry,

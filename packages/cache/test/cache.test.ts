@@ -1,12 +1,7 @@
 import { Redis } from 'ioredis';
 import { TEST_REDIS_URL, createTestPrefix, sleep, type TestPrefix } from '@storycheck/testkit';
-import {
-  Caches,
-  SingleFlight,
-  decodeResult,
-  encodeResult,
-  type CachedResult,
-} from '../src/index.js';
+import { Caches, SingleFlight, decodeResult, encodeResult } from '../src/index.js';
+import type { StoryResult } from '@storycheck/model';
 
 let tp: TestPrefix;
 let redis: Redis;
@@ -23,13 +18,14 @@ afterAll(async () => {
   other.disconnect();
 });
 
-const result: CachedResult = {
+const at = (secs: number) => new Date(secs * 1000);
+const result: StoryResult = {
   status: 'active',
   userId: '1234567890123',
   storyCount: 3,
-  latestStoryAtSecs: 1_800_000_000,
-  expiresAtSecs: 1_800_086_400,
-  checkedAtSecs: 1_799_999_000,
+  latestStoryAt: at(1_800_000_000),
+  expiresAt: at(1_800_086_400),
+  checkedAt: at(1_799_999_000),
 };
 
 describe('Caches', () => {
@@ -38,6 +34,20 @@ describe('Caches', () => {
     expect(enc.length).toBeLessThan(60);
     expect(decodeResult(enc)).toEqual(result);
     expect(decodeResult('garbage')).toBeNull();
+    // The stored text is the same as before the record moved to packages/model: entries
+    // written by an older worker still read.
+    expect(enc).toBe('a|1234567890123|3|1800000000|1800086400|1799999000');
+    expect(decodeResult('x|||||1799999000')).toEqual({
+      status: 'not_found',
+      userId: null,
+      storyCount: null,
+      latestStoryAt: null,
+      expiresAt: null,
+      checkedAt: at(1_799_999_000),
+    });
+    // Times are stored to the second; a check's cost is not stored at all.
+    const fresh = { ...result, checkedAt: new Date(1_799_999_000_750), requests: 2 };
+    expect(decodeResult(encodeResult(fresh))).toEqual(result);
   });
 
   it('caches user ids, not-found answers with their own TTL, and counts hits and misses', async () => {
@@ -108,11 +118,11 @@ describe('Caches', () => {
       resultMs: 60_000,
     });
     const now = 1_800_000_000;
-    await c.setResult('soon', { ...result, expiresAtSecs: now + 5 }, now);
+    await c.setResult('soon', { ...result, expiresAt: at(now + 5) }, now);
     const ttl = await redis.pttl(`${tp.prefix}:cache:res:{soon}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(5_000);
-    await c.setResult('gone', { ...result, expiresAtSecs: now - 1 }, now);
+    await c.setResult('gone', { ...result, expiresAt: at(now - 1) }, now);
     expect(await redis.exists(`${tp.prefix}:cache:res:{gone}`)).toBe(0);
     const off = new Caches(redis, `${tp.prefix}-off`, { userIdMs: 1, notFoundMs: 1, resultMs: 0 });
     await off.setResult('x', result);
@@ -132,7 +142,7 @@ describe('Caches', () => {
         isPrivate: false,
         seenAtSecs: 1,
       });
-      await c.setResult(`u${i}`, { ...result, status: 'none', expiresAtSecs: null });
+      await c.setResult(`u${i}`, { ...result, status: 'none', expiresAt: null });
     }
     expect(await c.clear({ userIds: false, results: true })).toEqual({ userIds: 0, results: 30 });
     expect((await c.stats()).results.entries).toBe(0);

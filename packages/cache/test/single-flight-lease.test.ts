@@ -8,7 +8,8 @@ import {
   type Spawned,
   type TestPrefix,
 } from '@storycheck/testkit';
-import { SingleFlight, decodeResult, encodeResult, type CachedResult } from '../src/index.js';
+import type { StoryResult } from '@storycheck/model';
+import { SingleFlight, decodeResult, encodeResult } from '../src/index.js';
 
 /**
  * Issue 14 item 5: a follower waits for a single-flight leader only while the leader lives.
@@ -34,13 +35,13 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-const mine: CachedResult = {
+const mine: StoryResult = {
   status: 'active',
   userId: '7',
   storyCount: 1,
-  latestStoryAtSecs: 1_800_000_000,
-  expiresAtSecs: 1_800_086_400,
-  checkedAtSecs: 1_800_000_001,
+  latestStoryAt: new Date(1_800_000_000_000),
+  expiresAt: new Date(1_800_086_400_000),
+  checkedAt: new Date(1_800_000_001_000),
 };
 
 function holder(key: string, env: Record<string, string> = {}): Spawned {
@@ -68,7 +69,7 @@ it('a follower takes the lookup over from a frozen leader when its lease lapses'
   await waitFor(() => h.stdout().includes('leading'), 'the holder to lead', 30_000);
   h.child.kill('SIGSTOP');
   // SINGLE_FLIGHT_WAIT 10 min: only the leader's lapsed lease can end the wait before the deadline.
-  const flight = new SingleFlight<CachedResult>(redis, tp.prefix, {
+  const flight = new SingleFlight<StoryResult>(redis, tp.prefix, {
     waitMs: 600_000,
     encode: encodeResult,
     decode: decodeResult,
@@ -90,7 +91,7 @@ it('a follower keeps waiting for a live leader slower than its lease, and shares
   // Lease 300 ms, the lookup held for many leases: only the heartbeat keeps the lock.
   const h = holder('slow', { LOCK_MS: '300' });
   await waitFor(() => h.stdout().includes('leading'), 'the holder to lead', 30_000);
-  const flight = new SingleFlight<CachedResult>(redis, tp.prefix, {
+  const flight = new SingleFlight<StoryResult>(redis, tp.prefix, {
     waitMs: 600_000,
     pollMs: 25,
     encode: encodeResult,

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, sql } from 'drizzle-orm';
+import type { ResultRecord } from '@storycheck/model';
 import type { Db } from './client.js';
 import { batchLog, items } from './schema.js';
-import type { ResultRecord } from './batches.js';
 
 /**
  * Read-only queries behind the board's page for one batch: checks finished per time bucket,

@@ -1,11 +1,12 @@
 import { and, asc, desc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from './client.js';
+import {
+  FINAL_STATUSES,
+  type FinalStatus,
+  type ResultRecord,
+  type StoryResult,
+} from '@storycheck/model';
 import { batches, batchLog, items } from './schema.js';
-
-/** Final statuses of an item (DESIGN.md "Result statuses"). */
-export const FINAL_STATUSES = ['active', 'none', 'private', 'not_found', 'failed'] as const;
-/** One of {@link FINAL_STATUSES}. */
-export type FinalStatus = (typeof FINAL_STATUSES)[number];
 
 /** A batch as `status --json` shows it (CONTRACT.md). */
 export interface BatchStatus {
@@ -113,20 +114,20 @@ export async function markBatchStarted(db: Db, batchId: string): Promise<boolean
   });
 }
 
-/** The outcome of one check, as stored in the item row. */
-export interface ItemResult {
+/**
+ * An item's final result as the row stores it: the result record (`StoryResult` of
+ * packages/model; a field left out is stored as null, `checkedAt` as now) with a final status,
+ * plus the job's facts the record does not hold — attempts, whether the answer was cached, the
+ * error code of a `failed` item. The worker passes its check outcome as it is.
+ */
+export type ItemResult = Partial<Omit<StoryResult, 'status'>> & {
   status: FinalStatus;
-  storyCount?: number | null;
-  latestStoryAt?: Date | null;
-  expiresAt?: Date | null;
-  userId?: string | null;
   /** Attempts spent (1 for a first-try answer). */
   attempts: number;
   cached?: boolean;
   /** Stable error code, for `failed`. */
   error?: string | null;
-  checkedAt?: Date;
-}
+};
 
 /** What {@link recordResult} did. */
 export interface RecordOutcome {
@@ -218,14 +219,16 @@ export async function recordResults(
     const moved = new Map<string, Record<FinalStatus, number>>();
     for (const r of res.rows) {
       let c = moved.get(r.batch_id);
-      if (!c)
-        moved.set(r.batch_id, (c = { active: 0, none: 0, private: 0, not_found: 0, failed: 0 }));
+      if (!c) {
+        c = Object.fromEntries(FINAL_STATUSES.map((st) => [st, 0])) as Record<FinalStatus, number>;
+        moved.set(r.batch_id, c);
+      }
       c[r.status] += 1;
     }
     const completed = new Set<string>();
     for (const batchId of [...moved.keys()].sort()) {
       const c = moved.get(batchId)!;
-      const n = c.active + c.none + c.private + c.not_found + c.failed;
+      const n = FINAL_STATUSES.reduce((sum, st) => sum + c[st], 0);
       const r = await tx.execute<{ completed: boolean }>(sql`
         UPDATE batches SET
           done = done + ${n},
@@ -293,20 +296,6 @@ function toStatus(b: typeof batches.$inferSelect): BatchStatus {
     startedAt: b.startedAt?.toISOString() ?? null,
     finishedAt: b.finishedAt?.toISOString() ?? null,
   };
-}
-
-/** One result record as `results` prints it (CONTRACT.md field order). */
-export interface ResultRecord {
-  username: string;
-  status: FinalStatus | 'pending';
-  storyCount: number | null;
-  latestStoryAt: string | null;
-  expiresAt: string | null;
-  userId: string | null;
-  checkedAt: string | null;
-  attempts: number;
-  cached: boolean;
-  error: string | null;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { ResultRecord } from './batches.js';
+import type { ResultRecord } from '@storycheck/model';
 
 /**
  * How `storycheck results` and the board's downloads write a batch's results: one shared

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { JobsOptions } from 'bullmq';
+import { usernameProblem } from '@storycheck/model';
 
 /**
  * The job catalog: every queue, its job names, payload schema and retry policy, in one place.
@@ -19,11 +20,14 @@ export const batchIdSchema = z
   .string()
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a UUID');
 
-/** A normalised Instagram username (CONTRACT.md): 1–30 of a-z 0-9 . _, no edge or double dot. */
-export const usernameSchema = z
-  .string()
-  .regex(/^[a-z0-9._]{1,30}$/)
-  .refine((u) => !u.startsWith('.') && !u.endsWith('.') && !u.includes('..'), 'bad dots');
+/**
+ * A normalised Instagram username: the rule of packages/model (1–30 of a-z 0-9 . _, no edge or
+ * double dot), the one the producer checks input lines by; an issue carries its reason.
+ */
+export const usernameSchema = z.string().superRefine((u, ctx) => {
+  const problem = usernameProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem.reason });
+});
 
 /** Payload of a check job: ids and usernames only, never a secret (DESIGN.md invariant 3). */
 export const checkPayloadSchema = z.object({

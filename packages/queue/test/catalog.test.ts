@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
+import fc from 'fast-check';
+import { usernameProblem } from '@storycheck/model';
 import {
   CHECK_JOB,
   checkJobId,
@@ -8,6 +10,7 @@ import {
   parseCheckJobId,
   parseCheckPayload,
   queuePrefix,
+  usernameSchema,
 } from '../src/index.js';
 
 describe('job catalog', () => {
@@ -27,6 +30,22 @@ describe('job catalog', () => {
     ).not.toThrow();
     expect(Object.keys(parseCheckPayload({ batchId: randomUUID(), username: 'ok', x: 1 }))).toEqual(
       ['batchId', 'username'],
+    );
+  });
+
+  it('accepts a payload username by the producer’s rule (packages/model), with its reason', () => {
+    const nameLike = fc.oneof(
+      fc.string({ unit: fc.constantFrom(...'ab9._'), maxLength: 34 }),
+      fc.string({ maxLength: 34 }),
+    );
+    fc.assert(
+      fc.property(nameLike, (u) => {
+        const parsed = usernameSchema.safeParse(u);
+        const problem = usernameProblem(u);
+        expect(parsed.success).toBe(problem === null);
+        if (problem) expect(parsed.error?.issues.map((i) => i.message)).toEqual([problem.reason]);
+      }),
+      { numRuns: 2_000 },
     );
   });
 });

@@ -3,6 +3,7 @@ import got, { RequestError, type Got, type RequestFunction } from 'got';
 import http2wrapper from 'http2-wrapper';
 import { AgentPool } from './agents.js';
 import type { Logger } from '@storycheck/logger';
+import type { StoryResult } from '@storycheck/model';
 import { classifyAnswer, type AnswerFacts } from './classify.js';
 import {
   MalformedResponseError,
@@ -86,19 +87,23 @@ export interface PhaseTiming {
   durationMs: number;
 }
 
-/** The answer for one username. */
-export interface CheckResult {
-  status: 'active' | 'none' | 'private' | 'not_found';
-  userId: string | null;
-  storyCount: number;
-  latestStoryAt: Date | null;
-  expiresAt: Date | null;
+/** What one check cost: for metrics and the batch-log row, never stored with the result. */
+export interface CheckCost {
   /** Upstream requests this check took part in (a shared stories request counts once). */
   requests: number;
   /** Cache hits this check used (user-id cache). */
   cacheHits: number;
   timings: { total: PhaseTiming; profile: PhaseTiming | null; stories: PhaseTiming | null };
 }
+
+/**
+ * The answer for one username: the result record (packages/model) and what the check cost. The
+ * cost is kept apart from the record because the cache and the item row store the record only.
+ */
+export interface CheckResult extends StoryResult, CheckCost {}
+
+/** A result record before its time is set (the check stamps `checkedAt` when it ends). */
+type Found = Omit<StoryResult, 'checkedAt'>;
 
 /** What a profile lookup found; `userId` is null when the answer was "not authorized". */
 export type ProfileLookup = (
@@ -110,19 +115,20 @@ export type ProfileLookup = (
 
 /**
  * The result for a user from its profile facts and its story state (undefined: no reel in
- * the answer). A private user without a visible reel is `private`; with a reel it is read
- * like anyone else (a followed private account).
+ * the answer). A private user without a visible reel is `private` (story count unknown: null);
+ * with a reel it is read like anyone else (a followed private account).
  */
 export function storyResult(
   userId: string,
   isPrivate: boolean,
   state: StoryState | undefined,
-): Omit<CheckResult, 'requests' | 'timings' | 'cacheHits'> {
+): Found {
   if (!state || state.storyCount === 0) {
+    const hidden = isPrivate && !state;
     return {
-      status: isPrivate && !state ? 'private' : 'none',
+      status: hidden ? 'private' : 'none',
       userId,
-      storyCount: 0,
+      storyCount: hidden ? null : 0,
       latestStoryAt: null,
       expiresAt: null,
     };
@@ -252,8 +258,9 @@ export class StoryChecker {
       durationMs: Math.round(performance.now() - pp),
     };
     let storiesTiming: PhaseTiming | null = null;
-    const done = (r: Omit<CheckResult, 'requests' | 'timings' | 'cacheHits'>): CheckResult => ({
+    const done = (r: Found): CheckResult => ({
       ...r,
+      checkedAt: new Date(),
       requests,
       cacheHits,
       timings: {
@@ -262,7 +269,7 @@ export class StoryChecker {
         stories: storiesTiming,
       },
     });
-    const empty = { userId: null, storyCount: 0, latestStoryAt: null, expiresAt: null };
+    const empty = { userId: null, storyCount: null, latestStoryAt: null, expiresAt: null };
     if (!profile.found) return done({ status: 'not_found', ...empty });
     if (profile.userId === null) return done({ status: 'private', ...empty });
 

@@ -14,6 +14,7 @@ export {
   type LocalSessionVerdict,
   IG_APP_ID,
   DEFAULT_USER_AGENT,
+  type CheckCost,
   type CheckOptions,
   type CheckResult,
   type PhaseTiming,

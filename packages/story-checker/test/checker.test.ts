@@ -28,6 +28,10 @@ describe('StoryChecker against the simulator', () => {
         expect(r.latestStoryAt?.getTime()).toBe(t.latestStoryAt! * 1000);
         expect(r.userId).toBe(t.userId);
       }
+      // The story count is decided here, once: 0 for none, unknown (null) without a visible reel.
+      if (t.status === 'none') expect(r.storyCount).toBe(0);
+      if (t.status === 'private' || t.status === 'not_found') expect(r.storyCount).toBeNull();
+      expect(r.checkedAt.getTime()).toBeGreaterThanOrEqual(now * 1000);
       expect(r.timings.total.durationMs).toBeGreaterThanOrEqual(0);
       expect(r.requests).toBe(
         r.status === 'not_found' || (r.status === 'private' && !r.userId) ? 1 : 2,

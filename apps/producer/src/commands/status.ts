@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import { getBatchStatus, listBatches, type BatchStatus } from '@storycheck/db';
+import { FINAL_STATUSES } from '@storycheck/model';
 import { UsageError, type Context } from '../context.js';
 
 /**
@@ -25,11 +26,15 @@ export function statusJson(s: BatchStatus): Record<string, unknown> {
 /** One human line: state (and "unsealed" when the enqueue has not finished), progress and counts. */
 export function statusLine(s: BatchStatus): string {
   const pct = s.total ? Math.floor((s.done / s.total) * 100) : 100;
-  const c = s.counts;
   return (
     `batch ${s.batchId}${s.name ? ` (${s.name})` : ''}: ${s.state}${s.sealed ? '' : ' (unsealed: enqueue running or interrupted)'}, ${s.done}/${s.total} done (${pct}%) — ` +
-    `active ${c.active}, none ${c.none}, private ${c.private}, not_found ${c.not_found}, failed ${c.failed}`
+    countsText(s, ', ')
   );
+}
+
+/** "active 3, none 1, …": the count of every final status, in the model's order. */
+function countsText(s: BatchStatus, separator: string): string {
+  return FINAL_STATUSES.map((st) => `${st} ${s.counts[st]}`).join(separator);
 }
 
 async function load(ctx: Context, batchId: string): Promise<BatchStatus> {
@@ -84,15 +89,13 @@ export async function waitForBatch(
         cliProgress.Presets.shades_classic,
       )
     : null;
-  const countsText = (b: BatchStatus) =>
-    `active ${b.counts.active} none ${b.counts.none} private ${b.counts.private} not_found ${b.counts.not_found} failed ${b.counts.failed}`;
   const t0 = Date.now();
   const done0 = s.done;
   const rate = () => {
     const secs = (Date.now() - t0) / 1000;
     return secs > 0 ? ((s.done - done0) / secs).toFixed(1) : '0.0';
   };
-  bar?.start(s.total, s.done, { rate: '0.0', counts: countsText(s) });
+  bar?.start(s.total, s.done, { rate: '0.0', counts: countsText(s, ' ') });
   let lastPlain = 0;
   try {
     while (s.state !== 'completed') {
@@ -102,13 +105,13 @@ export async function waitForBatch(
         const r = Number(rate());
         const eta = r > 0 ? `${Math.ceil(left / r)}s` : '?';
         process.stderr.write(
-          `progress ${s.done}/${s.total} (${rate()}/s, ETA ${eta}) ${countsText(s)}\n`,
+          `progress ${s.done}/${s.total} (${rate()}/s, ETA ${eta}) ${countsText(s, ' ')}\n`,
         );
       }
       await new Promise((res) => setTimeout(res, pollMs));
       s = await load(ctx, batchId);
       bar?.setTotal(s.total);
-      bar?.update(s.done, { rate: rate(), counts: countsText(s) });
+      bar?.update(s.done, { rate: rate(), counts: countsText(s, ' ') });
     }
   } finally {
     bar?.stop();
