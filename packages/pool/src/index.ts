@@ -36,17 +36,31 @@ export {
   secretKeyId,
   type SecretKey,
 } from './secrets.js';
+export { burstReserve, openPool, poolDefaults } from './defaults.js';
 export {
   decryptSessionCookies,
-  openPool,
-  poolDefaults,
-  burstReserve,
   proxyUrlWithPassword,
-  syncPool,
   type DecryptedCookies,
-  type StoredProxy,
-  type StoredSession,
-} from './fleet.js';
+} from './credentials.js';
+export { mirrorToStore, syncFromStore } from './sync.js';
+export {
+  PoolInputError,
+  parseProxyLine,
+  parseProxyList,
+  parseSessionList,
+  validateSessionEntry,
+  type ProxyLine,
+  type SessionEntry,
+} from './import.js';
+export {
+  PoolAdmin,
+  type ImportCount,
+  type ImportInput,
+  type PoolAdminOptions,
+  type ProxyView,
+  type SessionView,
+} from './admin.js';
+export { type SessionCheck } from './session-check.js';
 export {
   createTraffic,
   DIRECT,
