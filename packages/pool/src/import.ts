@@ -106,6 +106,16 @@ export interface SessionEntry {
   burst?: number;
 }
 
+/** Why a session entry is refused, by field (docs/input.md lists each). */
+const REFUSED = {
+  label: '"label" must be 1–64 of A-Z a-z 0-9 _ . -',
+  sessionid: '"sessionid" is missing',
+  ds_user_id: '"ds_user_id" must be digits',
+  proxy: '"proxy" must be a proxy label',
+  rate: '"rate" must be N/duration',
+  burst: '"burst" must be a positive integer',
+} as const;
+
 /** A string field, trimmed; `''` counts as absent. */
 const optionalText = (reason: string) =>
   z
@@ -116,24 +126,17 @@ const optionalText = (reason: string) =>
 
 /** Who a session is: checked first, then the cookie's local check, then its settings. */
 const sessionIdentity = z.object({
-  label: z
-    .string('"label" must be 1–64 of A-Z a-z 0-9 _ . -')
-    .trim()
-    .regex(LABEL, '"label" must be 1–64 of A-Z a-z 0-9 _ . -'),
-  sessionid: z.string('"sessionid" is missing').trim().min(1, '"sessionid" is missing'),
-  ds_user_id: z
-    .string('"ds_user_id" must be digits')
-    .trim()
-    .regex(/^\d+$/, '"ds_user_id" must be digits')
-    .optional(),
+  label: z.string(REFUSED.label).trim().regex(LABEL, REFUSED.label),
+  sessionid: z.string(REFUSED.sessionid).trim().min(1, REFUSED.sessionid),
+  ds_user_id: z.string(REFUSED.ds_user_id).trim().regex(/^\d+$/, REFUSED.ds_user_id).optional(),
   // Not checked: a csrftoken that is not a string is left out.
   csrftoken: z.unknown().transform((v) => (typeof v === 'string' && v.trim()) || undefined),
 });
 
 /** A session's settings: its proxy and budget overrides. */
 const sessionSettings = z.object({
-  proxy: optionalText('"proxy" must be a proxy label'),
-  rate: optionalText('"rate" must be N/duration').superRefine((v, ctx) => {
+  proxy: optionalText(REFUSED.proxy),
+  rate: optionalText(REFUSED.rate).superRefine((v, ctx) => {
     if (!v) return;
     try {
       parseRate(v);
@@ -141,11 +144,7 @@ const sessionSettings = z.object({
       ctx.addIssue({ code: 'custom', message: `rate ${(e as Error).message}` });
     }
   }),
-  burst: z
-    .number('"burst" must be a positive integer')
-    .int('"burst" must be a positive integer')
-    .min(1, '"burst" must be a positive integer')
-    .optional(),
+  burst: z.number(REFUSED.burst).int(REFUSED.burst).min(1, REFUSED.burst).optional(),
 });
 
 /**

@@ -54,7 +54,10 @@ export async function checkSessions(opts: {
         report.push({ label: r.label, result: lease.result, detail: lease.detail });
         continue;
       }
-      report.push({ label: r.label, ...(await checkOne(pool, checker, lease.lease, r, proxy, ring)) });
+      report.push({
+        label: r.label,
+        ...(await checkOne(pool, checker, lease.lease, r, proxy, ring)),
+      });
     }
   } finally {
     checker.close();
