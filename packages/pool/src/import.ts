@@ -130,7 +130,10 @@ const sessionIdentity = z.object({
   sessionid: z.string(REFUSED.sessionid).trim().min(1, REFUSED.sessionid),
   ds_user_id: z.string(REFUSED.ds_user_id).trim().regex(/^\d+$/, REFUSED.ds_user_id).optional(),
   // Not checked: a csrftoken that is not a string is left out.
-  csrftoken: z.unknown().transform((v) => (typeof v === 'string' && v.trim()) || undefined),
+  csrftoken: z
+    .unknown()
+    .optional()
+    .transform((v) => (typeof v === 'string' && v.trim()) || undefined),
 });
 
 /** A session's settings: its proxy and budget overrides. */
@@ -148,7 +151,7 @@ const sessionSettings = z.object({
 });
 
 /**
- * Validates one session object (`where` names it in the message: `entry 3`); the cookies are
+ * Validates one session object (`where` names it in a refusal, e.g. `entry 3`); the cookies are
  * registered for redaction. Throws a {@link PoolInputError} with the first problem, in the
  * order label, sessionid, ds_user_id, the local cookie check, proxy, rate, burst.
  */
