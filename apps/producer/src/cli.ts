@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@storycheck/config';
 import { redactString } from '@storycheck/logger';
-import { PoolInputError } from '@storycheck/pool';
+import { PoolInputError } from '@storycheck/pool/admin';
 import { Context, InterruptedError, UsageError } from './context.js';
 import { ServiceUnreachableError } from './connectivity.js';
 import { dbMigrate } from './commands/db.js';

@@ -21,12 +21,12 @@ const SOURCES: Array<{ path: string; makers: string[]; keys?: string[]; exit: st
   { path: 'apps/producer/src/commands/enqueue.ts', makers: ['UsageError'], exit: '2' },
   { path: 'apps/producer/src/commands/pool.ts', makers: ['UsageError'], exit: '2' },
   {
-    path: 'packages/pool/src/import.ts',
+    path: 'packages/pool/src/admin/import.ts',
     makers: ['PoolInputError', 'Error'],
     keys: ['label', 'sessionid', 'ds_user_id', 'proxy', 'rate', 'burst', 'message'],
     exit: '2',
   },
-  { path: 'packages/pool/src/admin.ts', makers: ['PoolInputError'], exit: '2' },
+  { path: 'packages/pool/src/admin/pool-admin.ts', makers: ['PoolInputError'], exit: '2' },
   { path: 'apps/producer/src/cli.ts', makers: ['InvalidArgumentError'], exit: '2' },
   { path: 'packages/story-checker/src/proxy-address.ts', makers: ['ProxyAddressError'], exit: '—' },
 ];

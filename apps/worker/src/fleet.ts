@@ -11,16 +11,15 @@ import type { Logger } from '@storycheck/logger';
 import {
   createTraffic,
   decryptSessionCookies,
-  mirrorToStore,
   openPool,
   parseSecretKeys,
   proxyUrlWithPassword,
-  syncFromStore,
   type Lease,
   type Pool,
   type SecretKey,
   type Traffic,
 } from '@storycheck/pool';
+import { mirrorToStore, syncFromStore } from '@storycheck/pool/admin';
 import {
   ProxyError,
   SessionBlockedError,

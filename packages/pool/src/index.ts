@@ -42,25 +42,6 @@ export {
   proxyUrlWithPassword,
   type DecryptedCookies,
 } from './credentials.js';
-export { mirrorToStore, syncFromStore } from './sync.js';
-export {
-  PoolInputError,
-  parseProxyLine,
-  parseProxyList,
-  parseSessionList,
-  validateSessionEntry,
-  type ProxyLine,
-  type SessionEntry,
-} from './import.js';
-export {
-  PoolAdmin,
-  type ImportCount,
-  type ImportInput,
-  type PoolAdminOptions,
-  type ProxyView,
-  type SessionView,
-} from './admin.js';
-export { type SessionCheck } from './session-check.js';
 export {
   createTraffic,
   DIRECT,

@@ -9,15 +9,14 @@ import {
   type TestDatabase,
   type TestPrefix,
 } from '@storycheck/testkit';
+import { decryptSessionCookies, parseSecretKeys } from '../src/index.js';
 import {
   PoolAdmin,
   PoolInputError,
-  decryptSessionCookies,
   mirrorToStore,
-  parseSecretKeys,
   parseSessionList,
   syncFromStore,
-} from '../src/index.js';
+} from '../src/admin/index.js';
 
 /**
  * The pool's administration against a real Postgres and Redis: whole inputs refused with

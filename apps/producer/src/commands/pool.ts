@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { PoolAdmin } from '@storycheck/pool';
+import { PoolAdmin } from '@storycheck/pool/admin';
 import { UsageError, type Context } from '../context.js';
 
-// The pool's administration lives in packages/pool (`PoolAdmin`): these commands read their
+// The pool's administration lives in packages/pool (`PoolAdmin`, `@storycheck/pool/admin`): these commands read their
 // input, call it and print. Its refusals are `PoolInputError`s (exit 2, see cli.ts).
 
 /** The address rule's property tests (test/proxy-address.test.ts) import it from here. */
-export { parseProxyLine } from '@storycheck/pool';
+export { parseProxyLine } from '@storycheck/pool/admin';
 
 async function readSource(source: string): Promise<string> {
   if (source === '-') {

@@ -1,7 +1,7 @@
 import { parseRate, type Config } from '@storycheck/config';
 import { mirrorPool, type Db, type PoolStore } from '@storycheck/db';
-import { burstReserve, shave } from './defaults.js';
-import type { Pool } from './pool.js';
+import { burstReserve, shave } from '../defaults.js';
+import type { Pool } from '../pool.js';
 
 /*
  * The one place where the pool's two stores meet, each way in one direction only:

@@ -12,10 +12,10 @@ import {
 } from '@storycheck/db';
 import type { Logger } from '@storycheck/logger';
 import type { Redis } from 'ioredis';
-import { openPool } from './defaults.js';
+import { openPool } from '../defaults.js';
 import { PoolInputError, parseProxyList, parseSessionList } from './import.js';
-import type { Pool } from './pool.js';
-import { encryptSecret, parseSecretKeys, reencryptSecret, type SecretKey } from './secrets.js';
+import type { Pool } from '../pool.js';
+import { encryptSecret, parseSecretKeys, reencryptSecret, type SecretKey } from '../secrets.js';
 import { checkSessions, type SessionCheck } from './session-check.js';
 import { mirrorToStore, syncFromStore } from './sync.js';
 

@@ -2,9 +2,9 @@ import type { Config } from '@storycheck/config';
 import type { ProxyRow, SessionRow } from '@storycheck/db';
 import type { Logger } from '@storycheck/logger';
 import { StoryChecker, ThrottledError } from '@storycheck/story-checker';
-import { decryptSessionCookies, proxyUrlWithPassword } from './credentials.js';
-import type { Lease, Pool } from './pool.js';
-import type { SecretKey } from './secrets.js';
+import { decryptSessionCookies, proxyUrlWithPassword } from '../credentials.js';
+import type { Lease, Pool } from '../pool.js';
+import type { SecretKey } from '../secrets.js';
 
 /** One line of `storycheck sessions check`. */
 export interface SessionCheck {
