@@ -18,7 +18,7 @@ import type { Pool } from '../pool.js';
 /**
  * Brings the pool in line with the store (Postgres → Redis): creates missing members and
  * updates labels, bindings and budgets (per-session overrides shaved by BUDGET_MARGIN and
- * LEASE_SPREAD as {@link poolDefaults} shaves the defaults). Live states survive — an invalid
+ * LEASE_SPREAD as `poolDefaults` shaves the defaults). Live states survive — an invalid
  * session is not revived; sessions and proxies disabled in the store are disabled in the pool.
  * Run by every worker at start and every 30 s, and by the CLI's pool commands.
  */
