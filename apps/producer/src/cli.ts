@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@storycheck/config';
 import { redactString } from '@storycheck/logger';
+import { PoolInputError } from '@storycheck/pool/admin';
 import { Context, InterruptedError, UsageError } from './context.js';
 import { ServiceUnreachableError } from './connectivity.js';
 import { dbMigrate } from './commands/db.js';
@@ -236,7 +237,12 @@ export async function runCli(
       return 2; // commander already printed its one line
     }
     const debug = env.LOG_LEVEL === 'debug';
-    if (e instanceof UsageError || e instanceof ConfigError || e instanceof InputError) {
+    if (
+      e instanceof UsageError ||
+      e instanceof ConfigError ||
+      e instanceof InputError ||
+      e instanceof PoolInputError
+    ) {
       process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
       return 2;
     }

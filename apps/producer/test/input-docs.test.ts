@@ -12,11 +12,21 @@ import { addressKinds } from '@storycheck/story-checker';
 const root = new URL('../../../', import.meta.url);
 const read = (path: string) => readFileSync(fileURLToPath(new URL(path, root)), 'utf8');
 
-/** Where messages are made, and which constructors (or keys) make them there. */
-const SOURCES: Array<{ path: string; makers: string[]; exit: string }> = [
+/**
+ * Where messages are made, and which constructors (or keys: the session fields of
+ * packages/pool's `REFUSED` table, the `message` of a zod issue) make them there.
+ */
+const SOURCES: Array<{ path: string; makers: string[]; keys?: string[]; exit: string }> = [
   { path: 'apps/producer/src/input.ts', makers: ['InputError'], exit: '2' },
   { path: 'apps/producer/src/commands/enqueue.ts', makers: ['UsageError'], exit: '2' },
-  { path: 'apps/producer/src/commands/pool.ts', makers: ['UsageError', 'Error'], exit: '2' },
+  { path: 'apps/producer/src/commands/pool.ts', makers: ['UsageError'], exit: '2' },
+  {
+    path: 'packages/pool/src/admin/import.ts',
+    makers: ['PoolInputError', 'Error'],
+    keys: ['label', 'sessionid', 'ds_user_id', 'proxy', 'rate', 'burst', 'message'],
+    exit: '2',
+  },
+  { path: 'packages/pool/src/admin/pool-admin.ts', makers: ['PoolInputError'], exit: '2' },
   { path: 'apps/producer/src/cli.ts', makers: ['InvalidArgumentError'], exit: '2' },
   { path: 'packages/story-checker/src/proxy-address.ts', makers: ['ProxyAddressError'], exit: '—' },
 ];
@@ -78,12 +88,11 @@ function messagesIn(src: string, pattern: RegExp): string[] {
   return out;
 }
 
-const fromCode = SOURCES.flatMap(({ path, makers, exit }) =>
-  messagesIn(read(path), new RegExp(`new (?:${makers.join('|')})\\(\\s*`, 'g')).map((text) => ({
-    text,
-    exit,
-    path,
-  })),
+const fromCode = SOURCES.flatMap(({ path, makers, keys, exit }) =>
+  [
+    ...messagesIn(read(path), new RegExp(`new (?:${makers.join('|')})\\(\\s*`, 'g')),
+    ...(keys ? messagesIn(read(path), new RegExp(`\\b(?:${keys.join('|')}): `, 'g')) : []),
+  ].map((text) => ({ text, exit, path })),
 );
 const reasons = REASON_SOURCES.flatMap((p) => messagesIn(read(p), /(?:reason|problem): /g));
 

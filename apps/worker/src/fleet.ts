@@ -3,7 +3,6 @@ import {
   listProxies,
   listSessions,
   poolStoreOf,
-  mirrorPool,
   type Db,
   type ProxyRow,
   type SessionRow,
@@ -15,12 +14,12 @@ import {
   openPool,
   parseSecretKeys,
   proxyUrlWithPassword,
-  syncPool,
   type Lease,
   type Pool,
   type SecretKey,
   type Traffic,
 } from '@storycheck/pool';
+import { mirrorToStore, syncFromStore } from '@storycheck/pool/admin';
 import {
   ProxyError,
   SessionBlockedError,
@@ -189,7 +188,10 @@ export class Fleet {
     return this.sessions.size === 0;
   }
 
-  /** Re-reads sessions and proxies from Postgres and upserts them into the pool (live states kept). */
+  /**
+   * Re-reads sessions and proxies from Postgres (credentials into memory) and brings the pool in
+   * line with them: settings only, live states kept (packages/pool `syncFromStore`).
+   */
   async refresh(): Promise<void> {
     const [proxyRows, sessionRows] = await Promise.all([
       listProxies(this.opts.db),
@@ -205,39 +207,15 @@ export class Fleet {
     const sessions = new Map<string, { cookies: SessionCookies; label: string }>();
     for (const s of sessionRows)
       sessions.set(String(s.id), { label: s.label, cookies: this.cookies(s) });
-    await syncPool(this.pool, poolStoreOf(proxyRows, sessionRows), {
-      keepState: true,
-      margin: this.opts.config.budgetMargin,
-      spreadMs: this.opts.config.leaseSpreadMs,
-      sessionRate: this.opts.config.sessionRate,
-    });
+    await syncFromStore(this.pool, this.opts.config, poolStoreOf(proxyRows, sessionRows));
     this.proxies = proxies;
     this.sessions = sessions;
   }
 
-  /** Mirrors the pool's live state into Postgres (status, usage, cooldown, last error). */
+  /** Mirrors the pool's live state into Postgres (packages/pool `mirrorToStore`). */
   async mirror(): Promise<void> {
     if (this.anonymous) return;
-    const snap = await this.pool.snapshot();
-    const d = (ms: number | null) => (ms === null ? null : new Date(ms));
-    await mirrorPool(this.opts.db, {
-      sessions: snap.sessions.map((s) => ({
-        id: Number(s.id),
-        status: s.status,
-        usageCount: s.usageCount,
-        lastUsed: d(s.lastUsedAt),
-        cooldownUntil: d(s.cooldownUntil),
-        lastError: s.lastError,
-      })),
-      proxies: snap.proxies.map((p) => ({
-        id: Number(p.id),
-        status: p.status,
-        usageCount: p.usageCount,
-        lastUsed: d(p.lastUsedAt),
-        cooldownUntil: d(p.cooldownUntil),
-        lastError: p.lastError,
-      })),
-    });
+    await mirrorToStore(this.pool, this.opts.db);
   }
 
   /** True when at least one session could be leased now or after a cooldown. */

@@ -101,7 +101,7 @@ export const envSchema = z.object({
   /**
    * Fraction shaved off every configured rate (rates × (1 − m)), and bursts − 1: the burst
    * reserve absorbs network jitter, the small rate margin clock-rate differences
-   * (packages/pool/src/fleet.ts). 0 disables both.
+   * (packages/pool/src/defaults.ts). 0 disables both.
    */
   BUDGET_MARGIN: z.coerce.number().min(0).max(0.5).default(0.03),
   /**

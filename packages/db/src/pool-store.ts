@@ -1,4 +1,5 @@
-import { asc, eq, inArray, sql } from 'drizzle-orm';
+import { asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from './client.js';
 import { proxies, sessions } from './schema.js';
 
@@ -143,7 +144,9 @@ export interface MemberMirror {
 /**
  * Mirrors the pool's live state (kept in Redis) into the sessions and proxies tables: status,
  * usage, last used, cooldown, last error, and the original design's `rate_limited` flag.
- * Idempotent; run periodically by workers.
+ * Idempotent; run periodically by workers (packages/pool `mirrorToStore`). `disabled` is the
+ * operator's setting, not live state: a row that says it keeps it, and a snapshot that says it
+ * (read before `sessions enable` reached Redis) does not write it.
  */
 export async function mirrorPool(
   db: Db,
@@ -154,7 +157,7 @@ export async function mirrorPool(
       await tx
         .update(sessions)
         .set({
-          status: s.status,
+          status: liveStatus(sessions.status, s.status),
           usageCount: s.usageCount,
           lastUsed: s.lastUsed,
           cooldownUntil: s.cooldownUntil,
@@ -168,7 +171,7 @@ export async function mirrorPool(
       await tx
         .update(proxies)
         .set({
-          status: p.status,
+          status: liveStatus(proxies.status, p.status),
           usageCount: p.usageCount,
           lastUsed: p.lastUsed,
           cooldownUntil: p.cooldownUntil,
@@ -178,6 +181,11 @@ export async function mirrorPool(
         .where(eq(proxies.id, p.id));
     }
   });
+}
+
+/** The mirrored status: the live one, unless the row or the live one says `disabled`. */
+function liveStatus(column: AnyPgColumn, live: string): SQL {
+  return sql`CASE WHEN ${column} = 'disabled' OR ${live} = 'disabled' THEN ${column} ELSE ${live} END`;
 }
 
 /**

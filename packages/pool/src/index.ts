@@ -36,17 +36,12 @@ export {
   secretKeyId,
   type SecretKey,
 } from './secrets.js';
+export { burstReserve, openPool, poolDefaults } from './defaults.js';
 export {
   decryptSessionCookies,
-  openPool,
-  poolDefaults,
-  burstReserve,
   proxyUrlWithPassword,
-  syncPool,
   type DecryptedCookies,
-  type StoredProxy,
-  type StoredSession,
-} from './fleet.js';
+} from './credentials.js';
 export {
   createTraffic,
   DIRECT,
