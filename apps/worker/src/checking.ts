@@ -1,5 +1,5 @@
 import type { CachedResult, Caches, SingleFlight, UserIdEntry } from '@storycheck/cache';
-import type { Credentials, Fleet } from './fleet.js';
+import type { Credentials, Fleet } from './session-fleet.js';
 import type { WorkerMetrics } from './metrics.js';
 import type {
   CheckResult,

@@ -1,7 +1,7 @@
 import { ReplyError } from 'ioredis';
 import { ProxyError, UpstreamError } from '@storycheck/story-checker';
 import { actionFor, infraDependencyOf, infraErrorOf } from '../src/outcomes.js';
-import { LeaseWaitError } from '../src/fleet.js';
+import { LeaseWaitError } from '../src/errors.js';
 
 /**
  * Issue 14 item 1: failures of Redis or Postgres are transient (the job is put back, no attempt
