@@ -21,11 +21,13 @@ import {
   type SecretKey,
   type Traffic,
 } from '@storycheck/pool';
-import type { ProxyError, SessionDeadError, ThrottledError } from '@storycheck/story-checker';
 import {
   SessionBlockedError,
+  type ProxyError,
   type ProxyTarget,
   type SessionCookies,
+  type SessionDeadError,
+  type ThrottledError,
 } from '@storycheck/story-checker';
 import type { Redis } from 'ioredis';
 import { LeaseWaitError, MissingSecretKeyError, NoSessionError } from './errors.js';
