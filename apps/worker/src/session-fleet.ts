@@ -32,6 +32,7 @@ import {
 import type { Redis } from 'ioredis';
 import { LeaseWaitError, MissingSecretKeyError, NoSessionError } from './errors.js';
 import { poolReportFor } from './outcomes.js';
+import { bestEffort } from './best-effort.js';
 
 /** What a request is sent as. */
 export interface Credentials {
@@ -285,7 +286,9 @@ export class Fleet {
         warms++;
         await this.pool.release(lease);
         this.opts.onLeaseReturned?.('cold');
-        await conns.warmConnection(creds.proxy).catch(() => undefined);
+        // A connection that cannot be opened: the request goes cold, and its own error (a
+        // ProxyError) is what the outcome table acts on.
+        await bestEffort(conns.warmConnection(creds.proxy), this.opts.logger, 'warm a connection');
         continue;
       }
       // Past its send-by time (event-loop lag, a slow reply): give it back and lease again.
@@ -382,8 +385,8 @@ export class Fleet {
       state: kind,
       errorCode: e.code,
     });
-    // Best effort: the periodic mirror writes it again within FleetOptions.syncEveryMs.
-    await this.mirror().catch(() => undefined);
+    // The periodic mirror writes it again within FleetOptions.syncEveryMs.
+    await bestEffort(this.mirror(), this.opts.logger, 'mirror a retired session');
   }
 
   private setUsable(usable: boolean): void {
