@@ -4,6 +4,7 @@ import { redactString, type Logger } from '@storycheck/logger';
 import { openDb } from '@storycheck/db';
 import { STORY_CHECK_QUEUE, createRedis, queuePrefix, type CheckPayload } from '@storycheck/queue';
 import { startHealthServer, type HealthServer } from './health.js';
+import { handleStallLimit, isStallLimitFailure } from './stall-limit.js';
 import { startWatchdog, type Watchdog } from './watchdog.js';
 import { infraDependencyOf } from './outcomes.js';
 import { firstLine } from './dependencies.js';
@@ -153,7 +154,9 @@ function logWorkerEvents(worker: Worker<CheckPayload>, logger: Logger, parts: Wo
     logger.error('worker error', { error: redactString(firstLine(e)) });
   });
   worker.on('failed', (job, e) => {
-    if (job && !(e instanceof DelayedError))
+    if (job && isStallLimitFailure(e))
+      void handleStallLimit(job, { recorder: parts.recorder, logger });
+    else if (job && !(e instanceof DelayedError))
       logger.debug('job failed', { jobId: job.id, error: e.message });
   });
 }
