@@ -465,7 +465,7 @@ function workerFallbackCodes() {
 async function workerActions() {
   const sc = await importDist('packages/story-checker/dist/index.js');
   const worker = await importDist('apps/worker/dist/index.js');
-  const fleet = await importDist('apps/worker/dist/fleet.js').catch(() => ({}));
+  const fleet = await importDist('apps/worker/dist/errors.js').catch(() => ({}));
   const byClass = new Map();
   for (const [name, make] of [
     ['ThrottledError', () => new sc.ThrottledError('x')],

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig, type Config } from '@storycheck/config';
-import { createLogger } from '@storycheck/logger';
+import { createLogger, onShutdownSignals } from '@storycheck/logger';
 import { startBoard, type RunningBoard } from './server.js';
 
 /** How long shutdown may take before the process exits anyway (ms). */
@@ -43,29 +43,7 @@ async function main(): Promise<void> {
   logger.info('board listening', { url: board.url, readonly: config.board.readonly });
   process.stdout.write(`storycheck-board listening on ${board.url}\n`);
 
-  let stopping = false;
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      logger.warn('second signal, exiting now', { signal });
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info('shutting down', { signal });
-    const deadline = setTimeout(() => {
-      logger.error('shutdown deadline passed, exiting', { deadlineMs: SHUTDOWN_DEADLINE_MS });
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS);
-    deadline.unref();
-    board.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error('shutdown failed', { error: oneLine(err) });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  onShutdownSignals({ logger, close: () => board.close(), deadlineMs: SHUTDOWN_DEADLINE_MS });
 }
 
 main().catch((err: unknown) => {

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BatchStatus } from '@storycheck/db';
-import type { PoolSnapshot, ProxyStatus, SessionStatus } from '@storycheck/pool';
+import { COLLECT_TIMEOUT_MS, FleetGauges, withTimeout, type PoolSnapshot } from '@storycheck/pool';
 import { BatchEtaTracker } from './batch-eta.js';
 
 /**
@@ -15,22 +15,6 @@ import { BatchEtaTracker } from './batch-eta.js';
  * `storycheck_batches_running`, `storycheck_batches_stuck`, `storycheck_batch_eta_seconds`
  * (the longest ETA) and `storycheck_batch_eta_overrun_ratio` (the worst overrun, batch-eta.ts).
  */
-
-/** Job states exported as `storycheck_queue_jobs{queue,state}`. */
-export const BOARD_QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
-
-const SESSION_STATUSES: readonly SessionStatus[] = [
-  'active',
-  'cooling',
-  'invalid',
-  'challenge',
-  'suspended',
-  'disabled',
-];
-const PROXY_STATUSES: readonly ProxyStatus[] = ['active', 'cooling', 'broken', 'disabled'];
-
-/** Bound on each scrape-time Redis read (ms): a scrape during an outage answers, without them. */
-const COLLECT_TIMEOUT_MS = 1_000;
 
 /** Options of {@link BoardMetrics}. */
 export interface BoardMetricsOptions {
@@ -46,26 +30,12 @@ export interface BoardMetricsOptions {
   processMetrics?: boolean;
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** The board's registry and its scrape-time refresh. Serve {@link render}. */
 export class BoardMetrics {
   /** This instance's own registry (never prom-client's global one). */
   readonly registry = new Registry();
-  private readonly queueJobs: Gauge<'queue' | 'state'>;
-  private readonly sessions: Gauge<'state'>;
-  private readonly proxies: Gauge<'state'>;
-  private readonly sourceUp: Gauge<'source'>;
+  /** Queue and pool gauges, refreshed at scrape time (shared with the workers). */
+  private readonly fleet: FleetGauges;
   private readonly redisUsed: Gauge;
   private readonly redisMax: Gauge;
   private readonly batchesRunning: Gauge;
@@ -76,30 +46,7 @@ export class BoardMetrics {
 
   constructor(private readonly opts: BoardMetricsOptions) {
     const registers = [this.registry];
-    this.queueJobs = new Gauge({
-      name: 'storycheck_queue_jobs',
-      help: 'Jobs in the queue by state, read from Redis at scrape time (same on every process).',
-      labelNames: ['queue', 'state'],
-      registers,
-    });
-    this.sessions = new Gauge({
-      name: 'storycheck_pool_sessions',
-      help: 'Sessions in the pool by state (cooling = active with a cooldown running).',
-      labelNames: ['state'],
-      registers,
-    });
-    this.proxies = new Gauge({
-      name: 'storycheck_pool_proxies',
-      help: 'Proxies in the pool by state (broken = circuit open).',
-      labelNames: ['state'],
-      registers,
-    });
-    this.sourceUp = new Gauge({
-      name: 'storycheck_metrics_source_up',
-      help: '1 when the scrape-time read of a source (queue, pool) succeeded, 0 when it failed.',
-      labelNames: ['source'],
-      registers,
-    });
+    this.fleet = new FleetGauges(this.registry, COLLECT_TIMEOUT_MS);
     this.redisUsed = new Gauge({
       name: 'storycheck_redis_memory_used_bytes',
       help: 'Redis used_memory (INFO memory), read at scrape time.',
@@ -150,55 +97,27 @@ export class BoardMetrics {
   }
 
   private async refreshQueues(): Promise<void> {
-    this.queueJobs.reset();
-    try {
-      for (const queue of this.opts.queues) {
-        const counts = await withTimeout(
-          queue.getJobCounts(...BOARD_QUEUE_STATES, 'prioritized'),
-          COLLECT_TIMEOUT_MS,
-        );
-        for (const state of BOARD_QUEUE_STATES) {
-          const n = (counts[state] ?? 0) + (state === 'waiting' ? (counts.prioritized ?? 0) : 0);
-          this.queueJobs.set({ queue: queue.name, state }, n);
-        }
-      }
-      this.sourceUp.set({ source: 'queue' }, 1);
-    } catch {
-      this.sourceUp.set({ source: 'queue' }, 0);
-    }
+    await this.fleet.refreshQueues(this.opts.queues);
   }
 
   private async refreshPool(): Promise<void> {
-    const snapshot = this.opts.poolSnapshot;
-    if (!snapshot) return;
-    this.sessions.reset();
-    this.proxies.reset();
-    try {
-      const snap = await withTimeout(snapshot(), COLLECT_TIMEOUT_MS);
-      for (const state of SESSION_STATUSES) this.sessions.set({ state }, 0);
-      for (const s of snap.sessions) this.sessions.inc({ state: s.status });
-      for (const state of PROXY_STATUSES) this.proxies.set({ state }, 0);
-      for (const p of snap.proxies) this.proxies.inc({ state: p.status });
-      this.sourceUp.set({ source: 'pool' }, 1);
-    } catch {
-      this.sourceUp.set({ source: 'pool' }, 0);
-    }
+    if (this.opts.poolSnapshot) await this.fleet.refreshPool(this.opts.poolSnapshot);
   }
 
   private async refreshRedis(): Promise<void> {
     const info = this.opts.redisInfo;
     if (!info) return;
     try {
-      const text = await withTimeout(info(), COLLECT_TIMEOUT_MS);
+      const text = await withTimeout(info(), COLLECT_TIMEOUT_MS, 'redis info');
       const field = (k: string) => Number(new RegExp(`^${k}:(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
       const used = field('used_memory');
       const max = field('maxmemory');
       if (!Number.isFinite(used) || !Number.isFinite(max)) throw new Error('no memory fields');
       this.redisUsed.set(used);
       this.redisMax.set(max);
-      this.sourceUp.set({ source: 'redis' }, 1);
+      this.fleet.sourceUp.set({ source: 'redis' }, 1);
     } catch {
-      this.sourceUp.set({ source: 'redis' }, 0);
+      this.fleet.sourceUp.set({ source: 'redis' }, 0);
     }
   }
 
@@ -206,15 +125,15 @@ export class BoardMetrics {
     const list = this.opts.listBatches;
     if (!list) return;
     try {
-      const batches = await withTimeout(list(), COLLECT_TIMEOUT_MS);
+      const batches = await withTimeout(list(), COLLECT_TIMEOUT_MS, 'batch list');
       const etas = this.etas.update(batches, Date.now());
       this.batchesRunning.set(etas.length);
       this.batchesStuck.set(etas.filter((e) => e.stuck).length);
       this.batchEta.set(Math.max(0, ...etas.map((e) => e.etaS)));
       this.batchOverrun.set(Math.max(0, ...etas.map((e) => e.overrun)));
-      this.sourceUp.set({ source: 'postgres' }, 1);
+      this.fleet.sourceUp.set({ source: 'postgres' }, 1);
     } catch {
-      this.sourceUp.set({ source: 'postgres' }, 0);
+      this.fleet.sourceUp.set({ source: 'postgres' }, 0);
     }
   }
 }

@@ -6,7 +6,7 @@
  * exit 0.
  */
 import { parseArgs } from 'node:util';
-import { createLogger } from '@storycheck/logger';
+import { createLogger, onShutdownSignals } from '@storycheck/logger';
 import { buildDemoSample } from './make-sample.js';
 import { PROXY_BROKEN_MODES } from './proxy.js';
 import type { ProxyPoolOptions } from './proxy.js';
@@ -337,29 +337,12 @@ async function main(): Promise<void> {
         .join(''),
   );
 
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      logger.warn('second signal, exiting now', { signal });
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info('shutting down', { signal });
-    const deadline = setTimeout(() => {
-      logger.error('shutdown deadline passed, exiting', { deadlineMs: SHUTDOWN_DEADLINE_MS });
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS);
-    deadline.unref();
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error('close failed', { error: (err as Error).message });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  onShutdownSignals({
+    logger,
+    close: () => server.close(),
+    deadlineMs: SHUTDOWN_DEADLINE_MS,
+    messages: { failed: 'close failed' },
+  });
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,6 @@
 import type { Caches, SingleFlight, UserIdEntry } from '@storycheck/cache';
 import type { StoryResult } from '@storycheck/model';
-import type { Credentials, Fleet } from './fleet.js';
+import type { Credentials, Fleet } from './session-fleet.js';
 import type { WorkerMetrics } from './metrics.js';
 import type {
   CheckCost,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from '@storycheck/config';
-import { createLogger } from '@storycheck/logger';
+import { createLogger, onShutdownSignals } from '@storycheck/logger';
 import { startWorker } from './worker.js';
 import { startWhenReady } from './startup.js';
 import { firstLine } from './dependencies.js';
@@ -79,25 +79,19 @@ async function main(): Promise<number> {
     upstream: config.igBaseUrl,
   });
   return new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals += 1;
-      logger.info(signals === 1 ? 'stopping: finishing in-flight jobs' : 'stopping now', {
-        signal: sig,
-      });
-      running.close().then(
-        () => {
-          logger.info('worker stopped');
-          resolve(0);
-        },
-        (e: unknown) => {
-          logger.error('error while stopping', { error: (e as Error).message });
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    // A second signal closes again, which forces (RunningWorker.close); the close bounds itself.
+    onShutdownSignals({
+      logger,
+      close: () => running.close(),
+      repeatClose: true,
+      exit: resolve,
+      messages: {
+        first: 'stopping: finishing in-flight jobs',
+        again: 'stopping now',
+        closed: 'worker stopped',
+        failed: 'error while stopping',
+      },
+    });
   });
 }
 

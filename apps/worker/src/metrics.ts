@@ -1,7 +1,12 @@
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FinalStatus } from '@storycheck/model';
-import type { PoolSnapshot, ProxyStatus, SessionStatus } from '@storycheck/pool';
+import {
+  COLLECT_TIMEOUT_MS,
+  FleetGauges,
+  type JobCountSource,
+  type PoolSnapshot,
+} from '@storycheck/pool';
 
 /**
  * Prometheus metrics of one worker process. Every metric lives in the instance's own
@@ -20,22 +25,6 @@ export type StatusClass = '2xx' | '3xx' | '4xx' | '5xx' | 'network';
 /** Caches whose lookups are counted. */
 export type CacheName = 'userIds' | 'results';
 
-/** Job states exported as `storycheck_queue_jobs{state}`. */
-export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
-
-/** Every session status, exported even when 0 so dashboards see a stable set of series. */
-export const SESSION_STATUSES: readonly SessionStatus[] = [
-  'active',
-  'cooling',
-  'invalid',
-  'challenge',
-  'suspended',
-  'disabled',
-];
-
-/** Every proxy status, exported even when 0. */
-export const PROXY_STATUSES: readonly ProxyStatus[] = ['active', 'cooling', 'broken', 'disabled'];
-
 /**
  * Buckets of `storycheck_check_duration_seconds`: a cached check takes milliseconds, a real one
  * one or two upstream round trips (0.2–2 s), a slow one waits on a coalesced request or a
@@ -52,13 +41,6 @@ export const CHECK_DURATION_BUCKETS_SECS = [
 export const LIMITER_WAIT_BUCKETS_SECS = [
   0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800,
 ];
-
-/**
- * How long a scrape waits for Redis (queue counts, pool snapshot) before it reports the source
- * as down (ms). A worker's Redis connection retries forever, so without a bound a scrape during
- * a Redis outage would hang until the scraper gives up.
- */
-export const COLLECT_TIMEOUT_MS = 1_000;
 
 /** Options of {@link WorkerMetrics}. */
 export interface WorkerMetricsOptions {
@@ -85,19 +67,6 @@ export function statusClassOf(statusCode: number | undefined | null): StatusClas
   if (statusCode < 400) return '3xx';
   if (statusCode < 500) return '4xx';
   return '5xx';
-}
-
-/** Rejects with a timeout error when `p` has not settled within `ms`; clears its timer. */
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -128,18 +97,14 @@ export class WorkerMetrics {
   private readonly dependencyUpGauge: Gauge<'dependency'>;
   private readonly pausedGauge: Gauge<'reason'>;
   private readonly watchdogChecks: Counter<'result'>;
-  private readonly sourceUp: Gauge<'source'>;
-  private readonly collectTimeoutMs: number;
-  private readonly queueJobs: Gauge<'queue' | 'state'>;
-  private readonly poolSessions: Gauge<'state'>;
-  private readonly poolProxies: Gauge<'state'>;
-  private readonly queue: Pick<Queue, 'name' | 'getJobCounts'> | undefined;
+  /** Queue and pool gauges, refreshed at scrape time (shared with the board). */
+  private readonly fleet: FleetGauges;
+  private readonly queue: JobCountSource | undefined;
   private readonly poolSnapshot: (() => Promise<PoolSnapshot>) | undefined;
 
   constructor(opts: WorkerMetricsOptions = {}) {
     const registry = new Registry();
     this.registry = registry;
-    this.collectTimeoutMs = opts.collectTimeoutMs ?? COLLECT_TIMEOUT_MS;
     this.queue = opts.queue;
     this.poolSnapshot = opts.poolSnapshot;
     const registers = [registry];
@@ -208,13 +173,6 @@ export class WorkerMetrics {
     for (const dependency of ['redis', 'postgres']) this.dependencyUpGauge.set({ dependency }, 1);
     for (const reason of ['no_session', 'redis', 'postgres']) this.pausedGauge.set({ reason }, 0);
     for (const result of ['ok', 'paused', 'stalled']) this.watchdogChecks.inc({ result }, 0);
-    this.sourceUp = new Gauge({
-      name: 'storycheck_metrics_source_up',
-      help: '1 when the scrape-time read of a source (queue, pool) succeeded, 0 when it failed.',
-      labelNames: ['source'],
-      registers,
-    });
-
     // Pre-create label sets so a fresh process exports zeros instead of missing series
     // (rate() over a series that appears mid-way loses its first increment).
     for (const cached of ['true', 'false']) this.checkDuration.zero({ cached });
@@ -222,24 +180,7 @@ export class WorkerMetrics {
       for (const result of ['hit', 'miss']) this.caches.inc({ cache, result }, 0);
 
     // Scrape-time gauges: set by render() from Redis just before the registry is serialised.
-    this.queueJobs = new Gauge({
-      name: 'storycheck_queue_jobs',
-      help: 'Jobs in the queue by state, read from Redis at scrape time (same on every process).',
-      labelNames: ['queue', 'state'],
-      registers,
-    });
-    this.poolSessions = new Gauge({
-      name: 'storycheck_pool_sessions',
-      help: 'Sessions in the pool by state (cooling = active with a cooldown running).',
-      labelNames: ['state'],
-      registers,
-    });
-    this.poolProxies = new Gauge({
-      name: 'storycheck_pool_proxies',
-      help: 'Proxies in the pool by state (broken = circuit open).',
-      labelNames: ['state'],
-      registers,
-    });
+    this.fleet = new FleetGauges(registry, opts.collectTimeoutMs ?? COLLECT_TIMEOUT_MS);
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   }
 
@@ -307,40 +248,10 @@ export class WorkerMetrics {
   }
 
   private async refreshQueue(): Promise<void> {
-    const queue = this.queue;
-    if (!queue) return;
-    this.queueJobs.reset();
-    try {
-      const counts = await withTimeout(
-        queue.getJobCounts(...QUEUE_STATES, 'prioritized'),
-        this.collectTimeoutMs,
-        'queue counts',
-      );
-      for (const state of QUEUE_STATES) {
-        // BullMQ keeps prioritized jobs apart from waiting ones; to an operator both wait.
-        const n = (counts[state] ?? 0) + (state === 'waiting' ? (counts.prioritized ?? 0) : 0);
-        this.queueJobs.set({ queue: queue.name, state }, n);
-      }
-      this.sourceUp.set({ source: 'queue' }, 1);
-    } catch {
-      this.sourceUp.set({ source: 'queue' }, 0);
-    }
+    if (this.queue) await this.fleet.refreshQueues([this.queue]);
   }
 
   private async refreshPool(): Promise<void> {
-    const snapshot = this.poolSnapshot;
-    if (!snapshot) return;
-    this.poolSessions.reset();
-    this.poolProxies.reset();
-    try {
-      const snap = await withTimeout(snapshot(), this.collectTimeoutMs, 'pool snapshot');
-      for (const state of SESSION_STATUSES) this.poolSessions.set({ state }, 0);
-      for (const s of snap.sessions) this.poolSessions.inc({ state: s.status });
-      for (const state of PROXY_STATUSES) this.poolProxies.set({ state }, 0);
-      for (const p of snap.proxies) this.poolProxies.inc({ state: p.status });
-      this.sourceUp.set({ source: 'pool' }, 1);
-    } catch {
-      this.sourceUp.set({ source: 'pool' }, 0);
-    }
+    if (this.poolSnapshot) await this.fleet.refreshPool(this.poolSnapshot);
   }
 }

@@ -8,7 +8,7 @@ import {
   ThrottledError,
   UpstreamError,
 } from '@storycheck/story-checker';
-import { LeaseWaitError, NoSessionError } from './fleet.js';
+import { LeaseWaitError, NoSessionError } from './errors.js';
 
 /**
  * What the worker does with a failed check: the one table of DESIGN.md's error taxonomy, not
@@ -19,15 +19,50 @@ import { LeaseWaitError, NoSessionError } from './fleet.js';
  */
 export type Action = 'delay' | 'retry' | 'fail';
 
-const TABLE: Array<[new (...a: never[]) => Error, Action]> = [
-  [ThrottledError, 'delay'],
-  [SessionDeadError, 'retry'],
-  [SessionBlockedError, 'retry'],
-  [ProxyError, 'retry'],
-  [UpstreamError, 'retry'],
-  [MalformedResponseError, 'retry'],
-  [ClientBugError, 'fail'],
+/**
+ * What the pool is told about the session and proxy that carried a failed request
+ * (`Fleet.report` in session-fleet.ts). Anything but `none` also moves the request on to
+ * another session.
+ * - `throttled`: the session cools down (and its proxy, when its sessions are throttled in a row);
+ * - `session_invalid` / `session_challenge` / `session_suspended`: the session is retired in that state;
+ * - `proxy_broken`: the proxy's circuit opens;
+ * - `none`: the answer is no verdict on the session (5xx, malformed): the lease was used, no report.
+ */
+export type PoolReport =
+  | 'throttled'
+  | 'session_invalid'
+  | 'session_challenge'
+  | 'session_suspended'
+  | 'proxy_broken'
+  | 'none';
+
+/** One row of the table: an error class, its {@link Action} and what the pool is told. */
+interface Row {
+  cls: new (...a: never[]) => Error;
+  action: Action;
+  pool: PoolReport | ((e: Error) => PoolReport);
+}
+
+/** The table. The first row whose class matches wins (ProxyError before its parents). */
+const TABLE: readonly Row[] = [
+  { cls: ThrottledError, action: 'delay', pool: 'throttled' },
+  { cls: SessionDeadError, action: 'retry', pool: 'session_invalid' },
+  {
+    cls: SessionBlockedError,
+    action: 'retry',
+    pool: (e) =>
+      (e as SessionBlockedError).kind === 'suspended' ? 'session_suspended' : 'session_challenge',
+  },
+  { cls: ProxyError, action: 'retry', pool: 'proxy_broken' },
+  { cls: UpstreamError, action: 'retry', pool: 'none' },
+  { cls: MalformedResponseError, action: 'retry', pool: 'none' },
+  { cls: ClientBugError, action: 'fail', pool: 'none' },
 ];
+
+/** The table's row for `err`, if any. */
+function rowOf(err: unknown): Row | undefined {
+  return TABLE.find((r) => err instanceof r.cls);
+}
 
 /** A dependency of the worker whose failure is not the check's fault. */
 export type Dependency = 'redis' | 'postgres';
@@ -108,7 +143,8 @@ export function actionFor(err: unknown): Action {
   if (err instanceof UpstreamError && err.code === 'aborted') return 'delay';
   if (err instanceof LeaseWaitError || err instanceof NoSessionError) return 'delay';
   if ((err as Error)?.name === 'AbortError') return 'delay'; // shutdown while waiting for budget
-  for (const [cls, action] of TABLE) if (err instanceof cls) return action;
+  const row = rowOf(err);
+  if (row) return row.action;
   if (infraErrorOf(err)) return 'delay';
   return 'fail';
 }
@@ -153,4 +189,144 @@ export function throttleDelayMs(
   const floor = opts.floorMs ?? 1_000;
   const jitter = Math.floor(random() * Math.min(cap, base * 2 ** Math.min(k, 30)));
   return Math.max(retryAfterMs ?? 0, floor, jitter);
+}
+
+/** What the pool is told about the session and proxy of a request that failed with `err`. */
+export function poolReportFor(err: unknown): PoolReport {
+  const row = rowOf(err);
+  if (!row) return 'none';
+  return typeof row.pool === 'function' ? row.pool(err as Error) : row.pool;
+}
+
+/*
+ * Delays. Every "put back for N ms" of the worker is decided here, nowhere else.
+ */
+
+/** Random extra added to a budget wait (ms), so jobs told to wait alike do not return at once. */
+export const LEASE_WAIT_JITTER_MS = 250;
+/**
+ * How long a job is put back when no session is usable at all (ms). The worker pauses fetching
+ * meanwhile (it polls every {@link NO_SESSION_POLL_MS}); the jobs already taken come back
+ * after this.
+ */
+export const NO_SESSION_DELAY_MS = 10_000;
+/** How often a worker paused for `no_session` looks for a usable session again (ms). */
+export const NO_SESSION_POLL_MS = 5_000;
+/**
+ * A job put back after a Redis or Postgres failure returns after
+ * {@link INFRA_PUT_BACK_BASE_MS} + random(0, {@link INFRA_PUT_BACK_JITTER_MS}) ms: long
+ * enough for the dependency probes to pause the worker, spread so the jobs do not return
+ * together.
+ */
+export const INFRA_PUT_BACK_BASE_MS = 2_000;
+/** See {@link INFRA_PUT_BACK_BASE_MS}. */
+export const INFRA_PUT_BACK_JITTER_MS = 3_000;
+/**
+ * A job of a batch this database does not have (DATABASE_URL points elsewhere) is put back for
+ * {@link UNKNOWN_BATCH_DELAY_MS} + random(0, {@link UNKNOWN_BATCH_JITTER_MS}) ms: another
+ * worker, on the right database, may take it meanwhile.
+ */
+export const UNKNOWN_BATCH_DELAY_MS = 30_000;
+/** See {@link UNKNOWN_BATCH_DELAY_MS}. */
+export const UNKNOWN_BATCH_JITTER_MS = 5_000;
+/** An unknown batch is looked up in Postgres again at most this often (ms). */
+export const UNKNOWN_BATCH_RECHECK_MS = 10_000;
+
+/**
+ * Checks delayed in a row by this process, any success resetting it: the `k` of
+ * {@link throttleDelayMs}. Process-wide on purpose: the upstream throttles the deployment, not
+ * one username, so every delayed job backs off further until one check succeeds again.
+ */
+export class DelayStreak {
+  private n = 0;
+  /** One more delayed check; returns the new length. */
+  next(): number {
+    this.n += 1;
+    return this.n;
+  }
+  /** A check succeeded. */
+  reset(): void {
+    this.n = 0;
+  }
+}
+
+/** Delay of a job put back after a Redis or Postgres failure (0 while shutting down), ms. */
+export function putBackDelayMs(aborted: boolean, random: () => number = Math.random): number {
+  return aborted ? 0 : INFRA_PUT_BACK_BASE_MS + Math.floor(random() * INFRA_PUT_BACK_JITTER_MS);
+}
+
+/** Delay of a job whose batch is not in this database, ms. */
+export function unknownBatchDelayMs(random: () => number = Math.random): number {
+  return UNKNOWN_BATCH_DELAY_MS + Math.floor(random() * UNKNOWN_BATCH_JITTER_MS);
+}
+
+/**
+ * What happens to the job:
+ * - `put_back`: Redis or Postgres failed, not the check: back to the queue after `delayMs`
+ *   without an attempt, nothing recorded, the dependencies probed;
+ * - `delay`: back to the queue after `delayMs` without an attempt; the batch log gets a
+ *   `delayed` row;
+ * - `retry`: spend an attempt (BullMQ retries with backoff); the batch log gets a `retry` row;
+ * - `record_failed`: the last attempt: record `failed` and complete the job;
+ * - `fail`: record `failed` and fail the job loudly (our bug: retrying will not help).
+ */
+export type JobAction = 'put_back' | 'delay' | 'retry' | 'record_failed' | 'fail';
+
+/** The whole decision for an error of a check: see {@link decide}. */
+export interface Decision {
+  /** The table's action (docs/errors.md). */
+  action: Action;
+  /** What the worker does with the job now. */
+  job: JobAction;
+  /** For `put_back` and `delay`: ms until the job may be taken again; else 0. */
+  delayMs: number;
+  /** What the pool was told of the request's session and proxy (Fleet.report). */
+  pool: PoolReport;
+}
+
+/** What {@link decide} needs to know besides the error. */
+export interface DecideContext {
+  /** The worker is shutting down: jobs go back at once (delay 0). */
+  aborted: boolean;
+  /** This attempt (1-based) and the job's attempts. */
+  attempt: number;
+  maxAttempts: number;
+  /** The process's streak of delayed checks; a `delay` lengthens it. */
+  streak: DelayStreak;
+  /** For the jitters; default Math.random. */
+  random?: () => number;
+}
+
+/**
+ * The whole decision for an error a check threw: the job's fate, its delay and what the pool
+ * is told. A Redis or Postgres failure is put back (while shutting down it is delayed by 0
+ * like any other, so it is logged). Delays: 0 while shutting down; a budget wait's own wait
+ * plus up to {@link LEASE_WAIT_JITTER_MS}; {@link NO_SESSION_DELAY_MS} when no session is
+ * usable; else the throttle backoff of the streak ({@link throttleDelayMs}, Retry-After first).
+ */
+export function decide(err: unknown, ctx: DecideContext): Decision {
+  const random = ctx.random ?? Math.random;
+  const pool = poolReportFor(err);
+  if (infraErrorOf(err) && !ctx.aborted)
+    return { action: 'delay', job: 'put_back', delayMs: putBackDelayMs(false, random), pool };
+  const action = actionFor(err);
+  if (action === 'delay') {
+    const k = ctx.streak.next();
+    const delayMs = ctx.aborted
+      ? 0
+      : err instanceof LeaseWaitError
+        ? err.waitMs + Math.floor(random() * LEASE_WAIT_JITTER_MS)
+        : err instanceof NoSessionError
+          ? NO_SESSION_DELAY_MS
+          : throttleDelayMs(
+              k,
+              err instanceof ThrottledError ? err.retryAfterMs : undefined,
+              {},
+              random,
+            );
+    return { action, job: 'delay', delayMs, pool };
+  }
+  const job: JobAction =
+    action === 'fail' ? 'fail' : ctx.attempt >= ctx.maxAttempts ? 'record_failed' : 'retry';
+  return { action, job, delayMs: 0, pool };
 }

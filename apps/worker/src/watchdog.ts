@@ -59,6 +59,19 @@ export interface Watchdog {
   stop(): void;
 }
 
+/** `fn()`'s result, or a rejection when it has not settled within `ms`; clears its timer. */
+async function withinMs<T>(fn: () => Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(fn), timeout]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
 /** Seconds, one decimal at most, for reasons. */
 const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
@@ -82,54 +95,35 @@ export function startWatchdog(opts: WatchdogOptions): Watchdog {
   let waitingSince: number | null = null;
   /** First failed measurement of the current failure streak; null after a success. */
   let failingSince: number | null = null;
-  let lastError = '';
   let stopped = idleMs <= 0;
   let timer: NodeJS.Timeout | undefined;
 
+  /** Paused on purpose: nothing is expected to move. Start every clock afresh. */
+  const paused = (): void => {
+    lastMoveAt = now();
+    waitingSince = null;
+    failingSince = null;
+    opts.onCheck?.('paused');
+  };
+
   const fire = (reason: string): void => {
     // A pause that began while the measurement ran is not a stall either.
-    if (opts.pausedOnPurpose?.()) {
-      lastMoveAt = now();
-      waitingSince = null;
-      failingSince = null;
-      opts.onCheck?.('paused');
-      return;
-    }
+    if (opts.pausedOnPurpose?.()) return paused();
     opts.onCheck?.('stalled');
     stop();
     opts.onStall(reason);
   };
 
-  const measure = async (): Promise<number> => {
-    let t: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      t = setTimeout(
-        () => reject(new Error(`no answer within ${measureTimeoutMs} ms`)),
-        measureTimeoutMs,
-      );
-    });
-    try {
-      return await Promise.race([Promise.resolve().then(opts.jobsWaiting), timeout]);
-    } finally {
-      clearTimeout(t);
-    }
-  };
+  const measure = (): Promise<number> => withinMs(opts.jobsWaiting, measureTimeoutMs);
 
   const check = async (): Promise<void> => {
-    if (opts.pausedOnPurpose?.()) {
-      // Paused on purpose: nothing is expected to move. Start every clock afresh.
-      lastMoveAt = now();
-      waitingSince = null;
-      failingSince = null;
-      opts.onCheck?.('paused');
-      return;
-    }
+    if (opts.pausedOnPurpose?.()) return paused();
     let waiting: number;
     try {
       waiting = await measure();
     } catch (e) {
       if (stopped) return;
-      lastError = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+      const lastError = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
       const t = now();
       failingSince ??= t;
       const since = Math.max(failingSince, lastMoveAt);

@@ -1,5 +1,11 @@
 import winston from 'winston';
 import { redact, redactString } from './redact.js';
+export {
+  DEFAULT_SHUTDOWN_MESSAGES,
+  onShutdownSignals,
+  type ShutdownMessages,
+  type ShutdownOptions,
+} from './shutdown.js';
 
 export {
   REDACTED,

@@ -24,6 +24,7 @@ export {
   type UpsertOptions,
 } from './pool.js';
 export { poolKeys, type PoolKeys } from './keys.js';
+export { COLLECT_TIMEOUT_MS, FleetGauges, withTimeout, type JobCountSource } from './gauges.js';
 export {
   SECRET_FORMAT,
   SecretError,

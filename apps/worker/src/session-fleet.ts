@@ -21,32 +21,17 @@ import {
 } from '@storycheck/pool';
 import { mirrorToStore, syncFromStore } from '@storycheck/pool/admin';
 import {
-  ProxyError,
   SessionBlockedError,
-  SessionDeadError,
-  ThrottledError,
+  type ProxyError,
   type ProxyTarget,
   type SessionCookies,
+  type SessionDeadError,
+  type ThrottledError,
 } from '@storycheck/story-checker';
 import type { Redis } from 'ioredis';
-
-/** No budget now: the job goes back to the queue for `waitMs` without spending an attempt. */
-export class LeaseWaitError extends Error {
-  override name = 'LeaseWaitError';
-  readonly code = 'budget_wait';
-  constructor(readonly waitMs: number) {
-    super(`no session or proxy has budget for ${waitMs} ms`);
-  }
-}
-
-/** Every session is invalid, challenged, suspended or disabled: nothing can be sent. */
-export class NoSessionError extends Error {
-  override name = 'NoSessionError';
-  readonly code = 'session_unavailable';
-  constructor() {
-    super('no usable session: every session is invalid, challenged, suspended or disabled');
-  }
-}
+import { LeaseWaitError, MissingSecretKeyError, NoSessionError } from './errors.js';
+import { poolReportFor } from './outcomes.js';
+import { bestEffort } from './best-effort.js';
 
 /** What a request is sent as. */
 export interface Credentials {
@@ -95,6 +80,13 @@ export interface Connections {
   /** Opens a connection through `proxy` without sending a request. */
   warmConnection(proxy: ProxyTarget | undefined): Promise<void>;
 }
+
+/** The pool state a retired session is put in, by the outcome table's report. */
+const SESSION_STATE = {
+  session_invalid: 'invalid',
+  session_challenge: 'challenge',
+  session_suspended: 'suspended',
+} as const;
 
 /** Sessions tried for one request before its job gives up for now. */
 const MAX_TRIES = 4;
@@ -198,9 +190,7 @@ export class Fleet {
       listSessions(this.opts.db),
     ]);
     if (sessionRows.length && !this.ring) {
-      throw new Error(
-        `STORYCHECK_SECRET_KEY is not set, but ${sessionRows.length} sessions are imported`,
-      );
+      throw new MissingSecretKeyError(`${sessionRows.length} sessions are imported`);
     }
     const proxies = new Map<string, ProxyTarget>();
     for (const p of proxyRows) proxies.set(String(p.id), { label: p.label, url: this.proxyUrl(p) });
@@ -274,7 +264,9 @@ export class Fleet {
         warms++;
         await this.pool.release(lease);
         this.opts.onLeaseReturned?.('cold');
-        await conns.warmConnection(creds.proxy).catch(() => undefined);
+        // A connection that cannot be opened: the request goes cold, and its own error (a
+        // ProxyError) is what the outcome table acts on.
+        await bestEffort(conns.warmConnection(creds.proxy), this.opts.logger, 'warm a connection');
         continue;
       }
       // Past its send-by time (event-loop lag, a slow reply): give it back and lease again.
@@ -301,59 +293,78 @@ export class Fleet {
     throw lastError ?? new LeaseWaitError(1_000);
   }
 
-  /** Reports a failed request; true when another session should be tried. */
+  /**
+   * Reports a failed request to the pool as the outcome table says ({@link poolReportFor});
+   * true when another session should be tried.
+   */
   private async report(lease: Lease, e: unknown): Promise<boolean> {
-    const log = this.opts.logger;
-    if (e instanceof ThrottledError) {
-      this.traffic.throttled(lease.proxyId);
-      // Two throttles on one proxy within IP_THROTTLE_WINDOW: the IP is the pattern.
-      const now = Date.now();
-      const last = lease.proxyId ? this.throttledAtByProxy.get(lease.proxyId) : undefined;
-      const win = this.opts.config.ipThrottleWindowMs;
-      const ipPattern = win > 0 && last !== undefined && now - last < win;
-      if (lease.proxyId) this.throttledAtByProxy.set(lease.proxyId, now);
-      const t = await this.pool.reportThrottled(lease, {
-        retryAfterMs: e.retryAfterMs,
-        ipPattern,
-        code: e.code,
-      });
-      log.warn('session throttled; cooling down', {
-        session: lease.sessionLabel,
-        proxy: lease.proxyLabel,
-        ipPattern,
-        cooldownMs:
-          t.sessionCooldownUntilUs === null
-            ? null
-            : Math.round((t.sessionCooldownUntilUs - t.nowUs) / 1000),
-      });
-      return true;
+    const report = poolReportFor(e);
+    switch (report) {
+      case 'throttled':
+        await this.reportThrottled(lease, e as ThrottledError);
+        return true;
+      case 'session_invalid':
+      case 'session_challenge':
+      case 'session_suspended':
+        await this.retireSession(lease, e as SessionDeadError | SessionBlockedError, report);
+        return true;
+      case 'proxy_broken': {
+        const r = await this.pool.reportProxyBroken(lease, (e as ProxyError).code);
+        this.opts.logger.warn('proxy broken; circuit open', {
+          proxy: lease.proxyLabel,
+          recoverInMs: r ? Math.round((r.recoverAtUs - r.nowUs) / 1000) : null,
+        });
+        return true;
+      }
+      case 'none':
+        // An answer that is no verdict on the session (5xx, malformed): the lease was used.
+        return false;
     }
-    if (e instanceof SessionDeadError || e instanceof SessionBlockedError) {
-      const kind =
-        e instanceof SessionDeadError
-          ? 'invalid'
-          : e.kind === 'suspended'
-            ? 'suspended'
-            : 'challenge';
-      await this.pool.reportSessionDead(
-        lease,
-        kind,
-        e instanceof SessionBlockedError ? `${e.code}:${e.kind}` : e.code,
-      );
-      log.warn('session retired', { session: lease.sessionLabel, state: kind, errorCode: e.code });
-      await this.mirror().catch(() => undefined);
-      return true;
-    }
-    if (e instanceof ProxyError) {
-      const r = await this.pool.reportProxyBroken(lease, e.code);
-      log.warn('proxy broken; circuit open', {
-        proxy: lease.proxyLabel,
-        recoverInMs: r ? Math.round((r.recoverAtUs - r.nowUs) / 1000) : null,
-      });
-      return true;
-    }
-    // An answer that is no verdict on the session (5xx, malformed): the lease was used; no report.
-    return false;
+  }
+
+  /** The session cools down; two throttles on one proxy within IP_THROTTLE_WINDOW cool the IP. */
+  private async reportThrottled(lease: Lease, e: ThrottledError): Promise<void> {
+    this.traffic.throttled(lease.proxyId);
+    const now = Date.now();
+    const last = lease.proxyId ? this.throttledAtByProxy.get(lease.proxyId) : undefined;
+    const win = this.opts.config.ipThrottleWindowMs;
+    const ipPattern = win > 0 && last !== undefined && now - last < win;
+    if (lease.proxyId) this.throttledAtByProxy.set(lease.proxyId, now);
+    const t = await this.pool.reportThrottled(lease, {
+      retryAfterMs: e.retryAfterMs,
+      ipPattern,
+      code: e.code,
+    });
+    this.opts.logger.warn('session throttled; cooling down', {
+      session: lease.sessionLabel,
+      proxy: lease.proxyLabel,
+      ipPattern,
+      cooldownMs:
+        t.sessionCooldownUntilUs === null
+          ? null
+          : Math.round((t.sessionCooldownUntilUs - t.nowUs) / 1000),
+    });
+  }
+
+  /** A logged-out or blocked session leaves the pool in its state; Postgres sees it at once. */
+  private async retireSession(
+    lease: Lease,
+    e: SessionDeadError | SessionBlockedError,
+    report: 'session_invalid' | 'session_challenge' | 'session_suspended',
+  ): Promise<void> {
+    const kind = SESSION_STATE[report];
+    await this.pool.reportSessionDead(
+      lease,
+      kind,
+      e instanceof SessionBlockedError ? `${e.code}:${e.kind}` : e.code,
+    );
+    this.opts.logger.warn('session retired', {
+      session: lease.sessionLabel,
+      state: kind,
+      errorCode: e.code,
+    });
+    // The periodic mirror writes it again within FleetOptions.syncEveryMs.
+    await bestEffort(this.mirror(), this.opts.logger, 'mirror a retired session');
   }
 
   private setUsable(usable: boolean): void {
@@ -381,9 +392,7 @@ export class Fleet {
 
   private proxyUrl(row: ProxyRow): string {
     if (row.passwordEnc && !this.ring) {
-      throw new Error(
-        `STORYCHECK_SECRET_KEY is not set, but proxy ${row.label} has a stored password`,
-      );
+      throw new MissingSecretKeyError(`proxy ${row.label} has a stored password`);
     }
     return proxyUrlWithPassword(row.url, row.passwordEnc, row.label, this.ring ?? []);
   }
