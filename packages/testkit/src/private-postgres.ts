@@ -89,13 +89,8 @@ async function pgAdmin<T>(serverUrl: string, fn: (c: pg.Client) => Promise<T>): 
   }
 }
 
-/** Starts a fresh private PostgreSQL 15 (see {@link PrivatePostgres}). Takes a few seconds. */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'sc-pg-'));
-  // The postgres OS user must own the folder (initdb as non-root into a root-made temp dir).
-  chmodSync(dir, 0o777);
-  const data = join(dir, 'data');
+/** Creates a cluster in `data`: superuser postgres, trust auth, UTF8, C locale, no fsync. */
+async function initDb(data: string): Promise<void> {
   await pgRun('initdb', [
     '-D',
     data,
@@ -107,6 +102,16 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     'UTF8',
     '--locale=C',
   ]);
+}
+
+/** Starts a fresh private PostgreSQL 15 (see {@link PrivatePostgres}). Takes a few seconds. */
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sc-pg-'));
+  // The postgres OS user must own the folder (initdb as non-root into a root-made temp dir).
+  chmodSync(dir, 0o777);
+  const data = join(dir, 'data');
+  await initDb(data);
   const serverUrl = `postgres://postgres@127.0.0.1:${port}`;
   const opts = [
     `-p ${port}`,
