@@ -50,18 +50,16 @@ function card(value: unknown, label: string, cls = ''): string {
   return `<div class="card"><b class="${cls}">${escapeHtml(value)}</b><span>${escapeHtml(label)}</span></div>`;
 }
 
-/** Renders the page for one batch; `nowMs` anchors the relative times. */
-export function renderBatchPage(d: BatchPageData, nowMs: number): string {
-  const b = d.status;
-  const id = encodeURIComponent(b.batchId);
-  const pct = b.total > 0 ? Math.min(100, (b.done / b.total) * 100) : b.sealed ? 100 : 0;
-  const started = b.startedAt ? Date.parse(b.startedAt) : null;
-  const finished = b.finishedAt ? Date.parse(b.finishedAt) : null;
-  const elapsed = started === null ? null : (finished ?? nowMs) - started;
-  const rate = elapsed && elapsed > 0 ? (b.done / elapsed) * 1_000 : 0;
-  const eta = b.state === 'running' && rate > 0 ? ((b.total - b.done) / rate) * 1_000 : null;
-
-  const cards = [
+/** The summary cards: progress, counts, rate, elapsed time and ETA. */
+function summaryCards(
+  b: BatchPageData['status'],
+  pct: number,
+  rate: number,
+  elapsed: number | null,
+  finished: number | null,
+  eta: number | null,
+): string {
+  return [
     card(`${pct >= 99.95 || pct === 0 ? pct.toFixed(0) : pct.toFixed(1)}%`, 'done'),
     card(`${b.done} / ${b.total}`, 'checked / accepted'),
     ...FINAL_STATUSES.map((k) => card(b.counts[k], k, `c-${k}`)),
@@ -71,46 +69,50 @@ export function renderBatchPage(d: BatchPageData, nowMs: number): string {
     card(elapsed === null ? '—' : formatDuration(elapsed), finished ? 'took' : 'running for'),
     ...(eta === null ? [] : [card(formatDuration(eta), 'ETA')]),
   ].join('');
+}
 
+/** The throughput chart, or a note when no check has finished. */
+function throughputChart(d: BatchPageData): string {
   // Throughput: buckets from the first to the last check, zeros filled in.
   const { bucketMs, buckets } = d.throughput;
   const byAt = new Map(buckets.map((x) => [x.at, x]));
-  let chart = '<div class="empty">No check has finished yet.</div>';
-  if (buckets.length) {
-    const first = buckets[0]!.at;
-    const last = buckets[buckets.length - 1]!.at;
-    const pts: { t: number; checks: number; failed: number }[] = [];
-    for (let t = first; t <= last; t += bucketMs) {
-      const x = byAt.get(t);
-      pts.push({ t: t + bucketMs / 2, checks: x?.checks ?? 0, failed: x?.failed ?? 0 });
-    }
-    const perS = (n: number) => n / (bucketMs / 1_000);
-    chart = lineChart(
-      [
-        {
-          name: 'checks/s',
-          color: '#0969da',
-          points: pts.map((p) => ({ t: p.t, v: perS(p.checks) })),
-        },
-        {
-          name: 'failed/s',
-          color: '#cf222e',
-          points: pts.map((p) => ({ t: p.t, v: perS(p.failed) })),
-        },
-      ],
-      {
-        title: `Checks finished per second (${formatDuration(bucketMs)} buckets)`,
-        unit: '/s',
-        from: first,
-        to: last + bucketMs,
-        id: 'throughput',
-        width: 860,
-        height: 200,
-      },
-    );
+  if (!buckets.length) return '<div class="empty">No check has finished yet.</div>';
+  const first = buckets[0]!.at;
+  const last = buckets[buckets.length - 1]!.at;
+  const pts: { t: number; checks: number; failed: number }[] = [];
+  for (let t = first; t <= last; t += bucketMs) {
+    const x = byAt.get(t);
+    pts.push({ t: t + bucketMs / 2, checks: x?.checks ?? 0, failed: x?.failed ?? 0 });
   }
+  const perS = (n: number) => n / (bucketMs / 1_000);
+  return lineChart(
+    [
+      {
+        name: 'checks/s',
+        color: '#0969da',
+        points: pts.map((p) => ({ t: p.t, v: perS(p.checks) })),
+      },
+      {
+        name: 'failed/s',
+        color: '#cf222e',
+        points: pts.map((p) => ({ t: p.t, v: perS(p.failed) })),
+      },
+    ],
+    {
+      title: `Checks finished per second (${formatDuration(bucketMs)} buckets)`,
+      unit: '/s',
+      from: first,
+      to: last + bucketMs,
+      id: 'throughput',
+      width: 860,
+      height: 200,
+    },
+  );
+}
 
-  const failures = d.failures.length
+/** Failed items grouped by error code. */
+function failuresTable(d: BatchPageData): string {
+  return d.failures.length
     ? `<table id="failures">
 <thead><tr><th>error code</th><th class="num">items</th><th>examples</th><th>latest message</th></tr></thead>
 <tbody>
@@ -127,8 +129,12 @@ ${d.failures
 </tbody>
 </table>`
     : '<div class="empty">No failed item.</div>';
+}
 
-  const logErrors = d.logErrors.rows.length
+/** The latest batch log rows that carry an error. */
+function logErrorsTable(d: BatchPageData, nowMs: number): string {
+  const b = d.status;
+  return d.logErrors.rows.length
     ? `<table id="log-errors">
 <thead><tr><th>at</th><th>username</th><th class="num">attempt</th><th>outcome</th><th>error</th><th>message</th><th>session</th><th>proxy</th></tr></thead>
 <tbody>
@@ -150,7 +156,10 @@ ${d.logErrors.rows
 </table>
 <p class="muted">Latest ${escapeHtml(d.logErrors.rows.length)} of ${escapeHtml(d.logErrors.total)} log rows with an error (retries, delays, failures). All of them: <code>storycheck batches log ${escapeHtml(b.batchId)} --errors</code></p>`
     : '<div class="empty">No error in the batch log.</div>';
+}
 
+/** The items: filters, one page of rows, the pager. */
+function itemsSection(d: BatchPageData, nowMs: number, id: string): string {
   const q = (filter: string | undefined, page: number) => {
     const p = new URLSearchParams();
     if (filter) p.set('status', filter);
@@ -179,7 +188,7 @@ ${d.logErrors.rows
 </tr>`,
     )
     .join('\n');
-  const items = `<div class="filters">Show: ${filters}</div>
+  return `<div class="filters">Show: ${filters}</div>
 ${
   d.items.rows.length
     ? `<table id="items">
@@ -191,6 +200,24 @@ ${itemRows}
     : '<div class="empty">No item with this status.</div>'
 }
 <div class="pager">${d.page > 0 ? `<a href="${escapeHtml(q(d.filter, d.page - 1))}" rel="prev">← previous</a>` : ''}<span>page ${escapeHtml(Math.min(d.page + 1, pages))} of ${escapeHtml(pages)} · ${escapeHtml(d.items.total)} items</span>${d.page + 1 < pages ? `<a href="${escapeHtml(q(d.filter, d.page + 1))}" rel="next">next →</a>` : ''}</div>`;
+}
+
+/** Renders the page for one batch; `nowMs` anchors the relative times. */
+export function renderBatchPage(d: BatchPageData, nowMs: number): string {
+  const b = d.status;
+  const id = encodeURIComponent(b.batchId);
+  const pct = b.total > 0 ? Math.min(100, (b.done / b.total) * 100) : b.sealed ? 100 : 0;
+  const started = b.startedAt ? Date.parse(b.startedAt) : null;
+  const finished = b.finishedAt ? Date.parse(b.finishedAt) : null;
+  const elapsed = started === null ? null : (finished ?? nowMs) - started;
+  const rate = elapsed && elapsed > 0 ? (b.done / elapsed) * 1_000 : 0;
+  const eta = b.state === 'running' && rate > 0 ? ((b.total - b.done) / rate) * 1_000 : null;
+
+  const cards = summaryCards(b, pct, rate, elapsed, finished, eta);
+  const chart = throughputChart(d);
+  const failures = failuresTable(d);
+  const logErrors = logErrorsTable(d, nowMs);
+  const items = itemsSection(d, nowMs, id);
 
   const body = `
 <p><a href="../batches">← all batches</a></p>

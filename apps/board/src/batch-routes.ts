@@ -78,6 +78,37 @@ const WRITE_CHUNK = 64 * 1024;
 /** Highest page number accepted (×50 items). */
 const MAX_PAGE = 1_000_000;
 
+/** Streams a batch's results to `res` with backpressure; a failure cuts the download. */
+async function sendResults(
+  res: Response,
+  source: BatchDetailSource,
+  id: string,
+  format: ResultFormat,
+  logger: Logger,
+): Promise<void> {
+  let closed = false;
+  res.once('close', () => (closed = true));
+  const flush = async (text: string) => {
+    if (!res.write(text) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  };
+  try {
+    let buf = '';
+    for await (const piece of formatResults(source.results(id), format)) {
+      if (closed) return;
+      buf += piece;
+      if (buf.length >= WRITE_CHUNK) {
+        await flush(buf);
+        buf = '';
+      }
+    }
+    if (buf) await flush(buf);
+    res.end();
+  } catch (err) {
+    logger.warn('results download failed', { error: (err as Error).message });
+    res.destroy(err as Error);
+  }
+}
+
 /**
  * Mounts `GET /batches/:id` (the page) and `GET /batches/:id/results.{csv,ndjson,json}` (the
  * downloads, streamed with backpressure, formatted by the same code as `storycheck results`).
@@ -150,27 +181,7 @@ export function mountBatchRoutes(
       'content-disposition': `attachment; filename="batch-${id}.${format}"`,
       'cache-control': 'no-store',
     });
-    let closed = false;
-    res.once('close', () => (closed = true));
-    const flush = async (text: string) => {
-      if (!res.write(text) && !closed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-    };
-    try {
-      let buf = '';
-      for await (const piece of formatResults(source.results(id), format)) {
-        if (closed) return;
-        buf += piece;
-        if (buf.length >= WRITE_CHUNK) {
-          await flush(buf);
-          buf = '';
-        }
-      }
-      if (buf) await flush(buf);
-      res.end();
-    } catch (err) {
-      opts.logger.warn('results download failed', { error: (err as Error).message });
-      res.destroy(err as Error);
-    }
+    await sendResults(res, source, id, format, opts.logger);
   });
 }
 

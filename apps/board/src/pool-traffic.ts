@@ -41,6 +41,76 @@ const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a +
 const rate = (n: number) => n / (TRAFFIC_BUCKET_MS / 1_000);
 const fmt = (v: number) => (v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
+/** Each bucket drawn at its middle. */
+const mid = (b: TrafficBucket) => b.at + TRAFFIC_BUCKET_MS / 2;
+
+/** One traffic chart over `buckets` (from..to): requests, throttled answers and a ceiling. */
+function trafficChart(
+  range: { buckets: readonly TrafficBucket[]; from: number; to: number },
+  id: string,
+  title: string,
+  req: (b: TrafficBucket) => number,
+  thr: (b: TrafficBucket) => number,
+  ceiling: number,
+  width: number,
+): string {
+  const { buckets, from, to } = range;
+  const series: Series[] = [
+    {
+      name: 'requests/s',
+      color: '#0969da',
+      points: buckets.map((b) => ({ t: mid(b), v: rate(req(b)) })),
+    },
+    {
+      name: 'throttled/s',
+      color: '#cf222e',
+      points: buckets.map((b) => ({ t: mid(b), v: rate(thr(b)) })),
+    },
+    {
+      name: `ceiling ${fmt(ceiling)}/s`,
+      color: '#6e7781',
+      dashed: true,
+      points: [
+        { t: from, v: ceiling },
+        { t: to, v: ceiling },
+      ],
+    },
+  ];
+  return lineChart(series, {
+    title,
+    unit: '/s',
+    from,
+    to,
+    id,
+    width,
+    height: width > 500 ? 200 : 150,
+  });
+}
+
+/** One table row per proxy: last minute's rate, ceiling, requests and throttled answers. */
+function trafficRows(
+  order: string[],
+  buckets: readonly TrafficBucket[],
+  lastMinute: readonly TrafficBucket[],
+  labels: Map<string, string>,
+  byProxy: Map<string, number>,
+): string {
+  return order
+    .map((k) => {
+      const recent = lastMinute.reduce((a, b) => a + (b.requests[k] ?? 0), 0);
+      const thrown = buckets.reduce((a, b) => a + (b.throttled[k] ?? 0), 0);
+      const sent = buckets.reduce((a, b) => a + (b.requests[k] ?? 0), 0);
+      return `<tr class="traffic-row">
+<td>${escapeHtml(labels.get(k) ?? `${k} (removed)`)}</td>
+<td class="num">${escapeHtml(fmt(recent / (lastMinute.length * (TRAFFIC_BUCKET_MS / 1_000) || 1)))}</td>
+<td class="num">${escapeHtml(fmt(byProxy.get(k) ?? 0))}</td>
+<td class="num">${escapeHtml(sent)}</td>
+<td class="num${thrown ? ' c-failed' : ''}">${escapeHtml(thrown)}</td>
+</tr>`;
+    })
+    .join('\n');
+}
+
 /**
  * The traffic section: a chart of the whole pool, one per proxy (and one for direct sessions
  * when there are any), and a table with the last minute's rate, the ceiling and the throttled
@@ -60,8 +130,7 @@ export function renderTraffic(
   const order = [...keys].sort((a, b) => (labels.get(a) ?? a).localeCompare(labels.get(b) ?? b));
   const from = buckets.length ? buckets[0]!.at : snap.at - opts.minutes * 60_000;
   const to = buckets.length ? buckets[buckets.length - 1]!.at + TRAFFIC_BUCKET_MS : snap.at;
-  // Each bucket drawn at its middle.
-  const mid = (b: TrafficBucket) => b.at + TRAFFIC_BUCKET_MS / 2;
+  const range = { buckets, from, to };
   const chartOf = (
     id: string,
     title: string,
@@ -69,54 +138,10 @@ export function renderTraffic(
     thr: (b: TrafficBucket) => number,
     ceiling: number,
     width: number,
-  ) => {
-    const series: Series[] = [
-      {
-        name: 'requests/s',
-        color: '#0969da',
-        points: buckets.map((b) => ({ t: mid(b), v: rate(req(b)) })),
-      },
-      {
-        name: 'throttled/s',
-        color: '#cf222e',
-        points: buckets.map((b) => ({ t: mid(b), v: rate(thr(b)) })),
-      },
-      {
-        name: `ceiling ${fmt(ceiling)}/s`,
-        color: '#6e7781',
-        dashed: true,
-        points: [
-          { t: from, v: ceiling },
-          { t: to, v: ceiling },
-        ],
-      },
-    ];
-    return lineChart(series, {
-      title,
-      unit: '/s',
-      from,
-      to,
-      id,
-      width,
-      height: width > 500 ? 200 : 150,
-    });
-  };
+  ) => trafficChart(range, id, title, req, thr, ceiling, width);
 
   const lastMinute = buckets.slice(-Math.round(60_000 / TRAFFIC_BUCKET_MS));
-  const rows = order
-    .map((k) => {
-      const recent = lastMinute.reduce((a, b) => a + (b.requests[k] ?? 0), 0);
-      const thrown = buckets.reduce((a, b) => a + (b.throttled[k] ?? 0), 0);
-      const sent = buckets.reduce((a, b) => a + (b.requests[k] ?? 0), 0);
-      return `<tr class="traffic-row">
-<td>${escapeHtml(labels.get(k) ?? `${k} (removed)`)}</td>
-<td class="num">${escapeHtml(fmt(recent / (lastMinute.length * (TRAFFIC_BUCKET_MS / 1_000) || 1)))}</td>
-<td class="num">${escapeHtml(fmt(byProxy.get(k) ?? 0))}</td>
-<td class="num">${escapeHtml(sent)}</td>
-<td class="num${thrown ? ' c-failed' : ''}">${escapeHtml(thrown)}</td>
-</tr>`;
-    })
-    .join('\n');
+  const rows = trafficRows(order, buckets, lastMinute, labels, byProxy);
   const totalSent = buckets.reduce((a, b) => a + sum(b.requests), 0);
   const totalThrottled = buckets.reduce((a, b) => a + sum(b.throttled), 0);
   const totalRecent = lastMinute.reduce((a, b) => a + sum(b.requests), 0);

@@ -160,6 +160,98 @@ function sendPage(res: Response, status: number, html: string): void {
   res.status(status).set('cache-control', 'no-store').type('html').send(html);
 }
 
+/** `GET /readyz`: 200 when Redis (and Postgres, when configured) answer, else 503. */
+async function readyz(opts: BoardAppOptions, res: Response): Promise<void> {
+  const postgres = opts.postgres;
+  const [redisOk, postgresOk] = await Promise.all([
+    answers(async () => {
+      if ((await opts.redis.ping()) !== 'PONG') throw new Error('unexpected PING answer');
+    }, READY_PING_TIMEOUT_MS),
+    postgres ? answers(postgres, READY_PING_TIMEOUT_MS) : Promise.resolve(undefined),
+  ]);
+  const checks: Record<string, 'ok' | 'down'> = { redis: redisOk ? 'ok' : 'down' };
+  if (postgresOk !== undefined) checks.postgres = postgresOk ? 'ok' : 'down';
+  const down = Object.keys(checks).filter((k) => checks[k] !== 'ok');
+  if (down.length === 0) res.status(200).json({ ok: true, checks });
+  else res.status(503).json({ ok: false, error: `${down.join(', ')} unavailable`, checks });
+}
+
+/** `GET /pool`: the pool page, with its traffic charts when they can be read. */
+async function poolPage(opts: BoardAppOptions, res: Response): Promise<void> {
+  if (!opts.poolSnapshot) {
+    sendPage(res, 404, renderErrorPage('/pool', 'The pool is not configured on this board.'));
+    return;
+  }
+  let snap: PoolSnapshot;
+  try {
+    snap = await within(opts.poolSnapshot(), PAGE_READ_TIMEOUT_MS);
+  } catch (err) {
+    opts.logger.warn('pool page: cannot read the pool', { error: (err as Error).message });
+    sendPage(res, 503, renderErrorPage('/pool', 'Redis is unavailable: cannot read the pool.'));
+    return;
+  }
+  // The charts are a bonus: without the traffic buckets the page still shows the pool.
+  let traffic = '';
+  if (opts.poolTraffic) {
+    try {
+      const buckets = await within(opts.poolTraffic(TRAFFIC_MINUTES), PAGE_READ_TIMEOUT_MS);
+      traffic = renderTraffic(buckets, snap, {
+        minutes: TRAFFIC_MINUTES,
+        globalPerS: opts.globalPerS,
+      });
+    } catch (err) {
+      opts.logger.warn('pool page: cannot read traffic', { error: (err as Error).message });
+    }
+  }
+  sendPage(res, 200, renderPoolPage(snap, traffic));
+}
+
+/** `GET /batches[?limit=N]`: the recent batches. */
+async function batchesPage(opts: BoardAppOptions, req: Request, res: Response): Promise<void> {
+  if (!opts.listBatches) {
+    sendPage(res, 404, renderErrorPage('/batches', 'Batches are not configured on this board.'));
+    return;
+  }
+  const asked = Number(typeof req.query.limit === 'string' ? req.query.limit : NaN);
+  const limit = Number.isInteger(asked) && asked >= 1 && asked <= 200 ? asked : DEFAULT_BATCH_LIMIT;
+  let rows: BatchStatus[];
+  try {
+    rows = await within(opts.listBatches(limit), PAGE_READ_TIMEOUT_MS);
+  } catch (err) {
+    opts.logger.warn('batches page: cannot read batches', { error: (err as Error).message });
+    sendPage(
+      res,
+      503,
+      renderErrorPage('/batches', 'Postgres is unavailable: cannot read the batches.'),
+    );
+    return;
+  }
+  sendPage(res, 200, renderBatchesPage(rows, Date.now()));
+}
+
+/** bull-board at `/`, with links to the board's own pages. */
+function mountBullBoard(app: Express, opts: BoardAppOptions): void {
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath('/');
+  createBullBoard({
+    queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: opts.readonly })),
+    serverAdapter,
+    options: {
+      uiConfig: {
+        boardTitle: 'storycheck',
+        // Shown in bull-board's menu: the board's own pages, next to the queues.
+        miscLinks: [
+          { text: 'Pool (sessions, proxies)', url: '/pool' },
+          { text: 'Batches', url: '/batches' },
+        ],
+      },
+    },
+  });
+  // bull-board's header gets visible links to Pool and Batches (its miscLinks hide in a menu).
+  app.use(boardLinks());
+  app.use('/', serverAdapter.getRouter() as express.Router);
+}
+
 /**
  * Builds the board's express app: `/healthz` and `/readyz` without auth, then Basic auth (when a
  * password is set) in front of everything else — `/metrics`, `/pool`, `/batches` — then the
@@ -172,20 +264,7 @@ export function createBoardApp(opts: BoardAppOptions): Express {
   app.get('/healthz', (_req, res) => {
     res.status(200).json({ ok: true });
   });
-  app.get('/readyz', async (_req, res) => {
-    const postgres = opts.postgres;
-    const [redisOk, postgresOk] = await Promise.all([
-      answers(async () => {
-        if ((await opts.redis.ping()) !== 'PONG') throw new Error('unexpected PING answer');
-      }, READY_PING_TIMEOUT_MS),
-      postgres ? answers(postgres, READY_PING_TIMEOUT_MS) : Promise.resolve(undefined),
-    ]);
-    const checks: Record<string, 'ok' | 'down'> = { redis: redisOk ? 'ok' : 'down' };
-    if (postgresOk !== undefined) checks.postgres = postgresOk ? 'ok' : 'down';
-    const down = Object.keys(checks).filter((k) => checks[k] !== 'ok');
-    if (down.length === 0) res.status(200).json({ ok: true, checks });
-    else res.status(503).json({ ok: false, error: `${down.join(', ')} unavailable`, checks });
-  });
+  app.get('/readyz', async (_req, res) => readyz(opts, res));
 
   if (opts.password !== undefined) app.use(basicAuth(opts.user, opts.password));
 
@@ -198,57 +277,9 @@ export function createBoardApp(opts: BoardAppOptions): Express {
     res.status(200).set('content-type', opts.metrics.contentType).send(text);
   });
 
-  app.get('/pool', async (_req, res) => {
-    if (!opts.poolSnapshot) {
-      sendPage(res, 404, renderErrorPage('/pool', 'The pool is not configured on this board.'));
-      return;
-    }
-    let snap: PoolSnapshot;
-    try {
-      snap = await within(opts.poolSnapshot(), PAGE_READ_TIMEOUT_MS);
-    } catch (err) {
-      opts.logger.warn('pool page: cannot read the pool', { error: (err as Error).message });
-      sendPage(res, 503, renderErrorPage('/pool', 'Redis is unavailable: cannot read the pool.'));
-      return;
-    }
-    // The charts are a bonus: without the traffic buckets the page still shows the pool.
-    let traffic = '';
-    if (opts.poolTraffic) {
-      try {
-        const buckets = await within(opts.poolTraffic(TRAFFIC_MINUTES), PAGE_READ_TIMEOUT_MS);
-        traffic = renderTraffic(buckets, snap, {
-          minutes: TRAFFIC_MINUTES,
-          globalPerS: opts.globalPerS,
-        });
-      } catch (err) {
-        opts.logger.warn('pool page: cannot read traffic', { error: (err as Error).message });
-      }
-    }
-    sendPage(res, 200, renderPoolPage(snap, traffic));
-  });
+  app.get('/pool', async (_req, res) => poolPage(opts, res));
 
-  app.get('/batches', async (req, res) => {
-    if (!opts.listBatches) {
-      sendPage(res, 404, renderErrorPage('/batches', 'Batches are not configured on this board.'));
-      return;
-    }
-    const asked = Number(typeof req.query.limit === 'string' ? req.query.limit : NaN);
-    const limit =
-      Number.isInteger(asked) && asked >= 1 && asked <= 200 ? asked : DEFAULT_BATCH_LIMIT;
-    let rows: BatchStatus[];
-    try {
-      rows = await within(opts.listBatches(limit), PAGE_READ_TIMEOUT_MS);
-    } catch (err) {
-      opts.logger.warn('batches page: cannot read batches', { error: (err as Error).message });
-      sendPage(
-        res,
-        503,
-        renderErrorPage('/batches', 'Postgres is unavailable: cannot read the batches.'),
-      );
-      return;
-    }
-    sendPage(res, 200, renderBatchesPage(rows, Date.now()));
-  });
+  app.get('/batches', async (req, res) => batchesPage(opts, req, res));
 
   mountBatchRoutes(app, {
     source: opts.batchDetail,
@@ -270,25 +301,7 @@ export function createBoardApp(opts: BoardAppOptions): Express {
     });
   }
 
-  const serverAdapter = new ExpressAdapter();
-  serverAdapter.setBasePath('/');
-  createBullBoard({
-    queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: opts.readonly })),
-    serverAdapter,
-    options: {
-      uiConfig: {
-        boardTitle: 'storycheck',
-        // Shown in bull-board's menu: the board's own pages, next to the queues.
-        miscLinks: [
-          { text: 'Pool (sessions, proxies)', url: '/pool' },
-          { text: 'Batches', url: '/batches' },
-        ],
-      },
-    },
-  });
-  // bull-board's header gets visible links to Pool and Batches (its miscLinks hide in a menu).
-  app.use(boardLinks());
-  app.use('/', serverAdapter.getRouter() as express.Router);
+  mountBullBoard(app, opts);
 
   // Last resort: log without the request (headers may carry credentials) and answer 500.
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {

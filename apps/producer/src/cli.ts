@@ -28,29 +28,8 @@ function positiveInt(v: string): number {
   return Number(v);
 }
 
-/**
- * Runs the `storycheck` CLI with `argv` (without node and script) and returns the exit code:
- * 0 success, 2 bad usage or invalid input (nothing written), 130/143 stopped by SIGINT/SIGTERM
- * (`enqueue`), 1 any other failure. Errors are one redacted line on stderr; the stack only with
- * LOG_LEVEL=debug. With `inspect`, hands it the commander program (every command, argument and
- * option) instead of running anything: the docs generator (packages/devtools/docs-gen.mjs)
- * writes docs/cli.md from it.
- */
-export async function runCli(
-  argv: string[],
-  env: Record<string, string | undefined> = process.env,
-  inspect?: (program: Command) => void,
-): Promise<number> {
-  let ctx: Context | undefined;
-  const context = (): Context => (ctx ??= new Context(env));
-  const program = new Command('storycheck')
-    .description('Checks at scale whether Instagram accounts have an active story.')
-    .exitOverride()
-    .showHelpAfterError(false)
-    .configureOutput({
-      writeErr: (s) => process.stderr.write(s.split('\n').filter(Boolean)[0] + '\n'),
-    });
-
+/** `db migrate` and `secret-key`. */
+function addSetupCommands(program: Command, context: () => Context): void {
   program
     .command('db')
     .description('database administration')
@@ -69,7 +48,10 @@ export async function runCli(
       if (o.rotate) return rotateSecrets(context());
       process.stdout.write(`${randomBytes(32).toString('base64')}\n`);
     });
+}
 
+/** `enqueue`. */
+function addEnqueueCommand(program: Command, context: () => Context): void {
   program
     .command('enqueue')
     .description('add a batch of usernames (txt, CSV, JSON array; - reads stdin)')
@@ -101,7 +83,10 @@ export async function runCli(
         maxLines: o.maxLines as number,
       }),
     );
+}
 
+/** `status`, `results` and `batches list|log|reconcile`. */
+function addBatchCommands(program: Command, context: () => Context): void {
   program
     .command('status')
     .description('show a batch: state, progress and counts')
@@ -148,7 +133,10 @@ export async function runCli(
     .action(async (batchId: string, o: { json?: boolean }) => {
       await reconcile(context(), batchId, o);
     });
+}
 
+/** `proxies import|list` and `sessions import|list|check|disable|enable`. */
+function addPoolCommands(program: Command, context: () => Context): void {
   const proxies = program.command('proxies').description('HTTP proxies (one egress address each)');
   proxies
     .command('import')
@@ -190,7 +178,10 @@ export async function runCli(
     .argument('<label>')
     .description('use a session again (also after invalid/challenge)')
     .action(async (label: string) => sessionsSetEnabled(context(), label, true));
+}
 
+/** `cache stats|clear`. */
+function addCacheCommands(program: Command, context: () => Context): void {
   const cache = program.command('cache').description('the user-id and result caches');
   cache
     .command('stats')
@@ -206,6 +197,67 @@ export async function runCli(
     .action(async (o: { userIds?: boolean; results?: boolean; json?: boolean }) =>
       cacheClear(context(), o),
     );
+}
+
+/** The exit code for what a command threw, after writing its one line to stderr. */
+function exitCodeOf(e: unknown, env: Record<string, string | undefined>): number {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0)
+      return 0;
+    return 2; // commander already printed its one line
+  }
+  const debug = env.LOG_LEVEL === 'debug';
+  if (
+    e instanceof UsageError ||
+    e instanceof ConfigError ||
+    e instanceof InputError ||
+    e instanceof PoolInputError
+  ) {
+    process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
+    return 2;
+  }
+  if (e instanceof InterruptedError) {
+    process.stderr.write(`${redactString(e.message)}\n`);
+    return e.exitCode;
+  }
+  if (e instanceof ServiceUnreachableError) {
+    process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
+    return 1;
+  }
+  const err = e as Error;
+  process.stderr.write(`storycheck: ${redactString(describe(err))}\n`);
+  if (debug && err.stack) process.stderr.write(`${redactString(err.stack)}\n`);
+  return 1;
+}
+
+/**
+ * Runs the `storycheck` CLI with `argv` (without node and script) and returns the exit code:
+ * 0 success, 2 bad usage or invalid input (nothing written), 130/143 stopped by SIGINT/SIGTERM
+ * (`enqueue`), 1 any other failure. Errors are one redacted line on stderr; the stack only with
+ * LOG_LEVEL=debug. With `inspect`, hands it the commander program (every command, argument and
+ * option) instead of running anything: the docs generator (packages/devtools/docs-gen.mjs)
+ * writes docs/cli.md from it.
+ */
+export async function runCli(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+  inspect?: (program: Command) => void,
+): Promise<number> {
+  let ctx: Context | undefined;
+  const context = (): Context => (ctx ??= new Context(env));
+  const program = new Command('storycheck')
+    .description('Checks at scale whether Instagram accounts have an active story.')
+    .exitOverride()
+    .showHelpAfterError(false)
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.split('\n').filter(Boolean)[0] + '\n'),
+    });
+
+  addSetupCommands(program, context);
+  addEnqueueCommand(program, context);
+  addBatchCommands(program, context);
+  addPoolCommands(program, context);
+  addCacheCommands(program, context);
 
   // The docs generator and the docs tests read the command tree here; nothing is run.
   if (inspect) return (inspect(program), 0);
@@ -227,37 +279,7 @@ export async function runCli(
     return 0;
   } catch (e) {
     if (pipeClosed) return 0;
-    if (e instanceof CommanderError) {
-      if (
-        e.code === 'commander.helpDisplayed' ||
-        e.code === 'commander.version' ||
-        e.exitCode === 0
-      )
-        return 0;
-      return 2; // commander already printed its one line
-    }
-    const debug = env.LOG_LEVEL === 'debug';
-    if (
-      e instanceof UsageError ||
-      e instanceof ConfigError ||
-      e instanceof InputError ||
-      e instanceof PoolInputError
-    ) {
-      process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
-      return 2;
-    }
-    if (e instanceof InterruptedError) {
-      process.stderr.write(`${redactString(e.message)}\n`);
-      return e.exitCode;
-    }
-    if (e instanceof ServiceUnreachableError) {
-      process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
-      return 1;
-    }
-    const err = e as Error;
-    process.stderr.write(`storycheck: ${redactString(describe(err))}\n`);
-    if (debug && err.stack) process.stderr.write(`${redactString(err.stack)}\n`);
-    return 1;
+    return exitCodeOf(e, env);
   } finally {
     process.stdout.off('error', onStdoutError);
     await ctx?.close();

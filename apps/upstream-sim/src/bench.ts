@@ -89,6 +89,35 @@ async function runPhase(
   return { done, failed, elapsedMs };
 }
 
+/** The benchmark's phases, asking `sim` (directly or through `proxy`) about real users. */
+async function benchPhases(sim: URL, proxy: URL, size: number): Promise<Phase[]> {
+  // The same world the child built (seed 42), so requests ask for real users.
+  const { createWorld } = await import('./world.js');
+  const world = createWorld({ seed: 42, size, epochSecs: 0 });
+  const names = world.usernames();
+  const ids = world.users.map((u) => u.userId);
+  const pick = <T>(list: readonly T[], n: number): T => list[(n * 7919) % list.length] as T;
+  const direct = { host: sim.hostname, port: Number(sim.port), absolute: false };
+  return [
+    {
+      name: 'profile',
+      via: direct,
+      path: (n) => `/api/v1/users/web_profile_info/?username=${pick(names, n)}`,
+    },
+    {
+      name: 'reels_media, 20 ids',
+      via: direct,
+      path: (n) =>
+        `/api/v1/feed/reels_media/?${Array.from({ length: 20 }, (_, k) => `reel_ids=${pick(ids, n * 20 + k)}`).join('&')}`,
+    },
+    {
+      name: 'profile via proxy',
+      via: { host: proxy.hostname, port: Number(proxy.port), absolute: true },
+      path: (n) => `/api/v1/users/web_profile_info/?username=${pick(names, n)}`,
+    },
+  ];
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -124,31 +153,7 @@ async function main(): Promise<void> {
     const sim = new URL(simUrl);
     const proxy = new URL(proxyUrl);
 
-    // The same world the child built (seed 42), so requests ask for real users.
-    const { createWorld } = await import('./world.js');
-    const world = createWorld({ seed: 42, size, epochSecs: 0 });
-    const names = world.usernames();
-    const ids = world.users.map((u) => u.userId);
-    const pick = <T>(list: readonly T[], n: number): T => list[(n * 7919) % list.length] as T;
-    const direct = { host: sim.hostname, port: Number(sim.port), absolute: false };
-    const phases: Phase[] = [
-      {
-        name: 'profile',
-        via: direct,
-        path: (n) => `/api/v1/users/web_profile_info/?username=${pick(names, n)}`,
-      },
-      {
-        name: 'reels_media, 20 ids',
-        via: direct,
-        path: (n) =>
-          `/api/v1/feed/reels_media/?${Array.from({ length: 20 }, (_, k) => `reel_ids=${pick(ids, n * 20 + k)}`).join('&')}`,
-      },
-      {
-        name: 'profile via proxy',
-        via: { host: proxy.hostname, port: Number(proxy.port), absolute: true },
-        path: (n) => `/api/v1/users/web_profile_info/?username=${pick(names, n)}`,
-      },
-    ];
+    const phases = await benchPhases(sim, proxy, size);
     const parts: string[] = [];
     for (const phase of phases) {
       await runPhase(phase, simUrl, 1000, 2000, concurrency); // warm-up: JIT, caches, sockets

@@ -103,76 +103,59 @@ function budgetFlag(
   return { rate, burst: burst ?? base?.burst };
 }
 
-function parse(argv: string[]) {
-  let parsed;
+/** The command-line flags (node:util parseArgs). */
+const FLAGS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  seed: { type: 'string' },
+  size: { type: 'string' },
+  'epoch-secs': { type: 'string' },
+  scenario: { type: 'string' },
+  'list-scenarios': { type: 'boolean' },
+  'latency-ms': { type: 'string' },
+  'latency-jitter-ms': { type: 'string' },
+  'latency-slow-rate': { type: 'string' },
+  'latency-slow-ms': { type: 'string' },
+  'max-reel-ids': { type: 'string' },
+  'not-found-style': { type: 'string' },
+  'private-style': { type: 'string' },
+  'logged-out-style': { type: 'string' },
+  'no-app-id': { type: 'boolean' },
+  'require-session': { type: 'boolean' },
+  session: { type: 'string', multiple: true },
+  'session-state': { type: 'string', multiple: true },
+  'session-rate': { type: 'string' },
+  'session-burst': { type: 'string' },
+  'ip-rate': { type: 'string' },
+  'ip-burst': { type: 'string' },
+  'penalty-ms': { type: 'string' },
+  'penalty-extends': { type: 'boolean' },
+  'throttle-style': { type: 'string' },
+  'retry-after-secs': { type: 'string' },
+  faults: { type: 'string' },
+  proxies: { type: 'string' },
+  'proxy-auth': { type: 'string' },
+  'proxy-broken': { type: 'string', multiple: true },
+  'request-log': { type: 'string' },
+  'log-level': { type: 'string' },
+  'print-usernames': { type: 'boolean' },
+  'print-demo-sample': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The flags' values; throws UsageError for an unknown flag or a missing value. */
+function readFlags(argv: string[]) {
   try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        seed: { type: 'string' },
-        size: { type: 'string' },
-        'epoch-secs': { type: 'string' },
-        scenario: { type: 'string' },
-        'list-scenarios': { type: 'boolean' },
-        'latency-ms': { type: 'string' },
-        'latency-jitter-ms': { type: 'string' },
-        'latency-slow-rate': { type: 'string' },
-        'latency-slow-ms': { type: 'string' },
-        'max-reel-ids': { type: 'string' },
-        'not-found-style': { type: 'string' },
-        'private-style': { type: 'string' },
-        'logged-out-style': { type: 'string' },
-        'no-app-id': { type: 'boolean' },
-        'require-session': { type: 'boolean' },
-        session: { type: 'string', multiple: true },
-        'session-state': { type: 'string', multiple: true },
-        'session-rate': { type: 'string' },
-        'session-burst': { type: 'string' },
-        'ip-rate': { type: 'string' },
-        'ip-burst': { type: 'string' },
-        'penalty-ms': { type: 'string' },
-        'penalty-extends': { type: 'boolean' },
-        'throttle-style': { type: 'string' },
-        'retry-after-secs': { type: 'string' },
-        faults: { type: 'string' },
-        proxies: { type: 'string' },
-        'proxy-auth': { type: 'string' },
-        'proxy-broken': { type: 'string', multiple: true },
-        'request-log': { type: 'string' },
-        'log-level': { type: 'string' },
-        'print-usernames': { type: 'boolean' },
-        'print-demo-sample': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options: FLAGS }).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const v = parsed.values;
-  const host = v.host ?? '127.0.0.1';
-  if (host.trim() === '') throw new UsageError('--host must not be empty');
-  const logLevel = v['log-level'] ?? 'info';
-  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) {
-    throw new UsageError(`--log-level must be error, warn, info or debug, got "${logLevel}"`);
-  }
-  if (v['request-log'] !== undefined && v['request-log'].trim() === '') {
-    throw new UsageError('--request-log must name a file');
-  }
+}
 
-  let base: Scenario = {};
-  if (v.scenario !== undefined) {
-    try {
-      base = loadScenario(v.scenario);
-    } catch (err) {
-      throw new UsageError(`--scenario: ${(err as Error).message}`);
-    }
-  }
+type FlagValues = ReturnType<typeof readFlags>;
 
-  // Sessions: --session LABEL=SESSIONID adds (or replaces) one; --session-state LABEL=STATE sets its state.
+/** --session LABEL=SESSIONID adds (or replaces) one; --session-state LABEL=STATE sets its state. */
+function sessionsFlags(base: Scenario, v: FlagValues): SessionSpec[] | undefined {
   let sessions: SessionSpec[] | undefined = base.sessions ? [...base.sessions] : undefined;
   for (const raw of v.session ?? []) {
     const [label, sessionid] = pairFlag('session', raw);
@@ -187,7 +170,11 @@ function parse(argv: string[]) {
       throw new UsageError(`--session-state: no session labelled "${label}"`);
     sessions[index] = { ...found, state: state as SessionState };
   }
+  return sessions;
+}
 
+/** --faults KIND=P,... */
+function faultsFlag(v: FlagValues): Partial<Record<FaultKind, number>> | undefined {
   let faults: Partial<Record<FaultKind, number>> | undefined;
   if (v.faults !== undefined) {
     faults = {};
@@ -199,7 +186,13 @@ function parse(argv: string[]) {
       faults[kind as FaultKind] = probFlag('faults', p);
     }
   }
+  return faults;
+}
 
+/** The scenario flags laid over `base` (a --scenario, or {}). */
+function scenarioFlags(base: Scenario, v: FlagValues): Scenario {
+  const sessions = sessionsFlags(base, v);
+  const faults = faultsFlag(v);
   const sessionBurst = intFlag('session-burst', v['session-burst'], 1, 1_000_000);
   const ipBurst = intFlag('ip-burst', v['ip-burst'], 1, 1_000_000);
   const budgets = {
@@ -237,15 +230,17 @@ function parse(argv: string[]) {
     budgets: Object.fromEntries(Object.entries(budgets).filter(([, x]) => x !== undefined)),
     faults,
   };
-  let scenario: Scenario;
   try {
-    scenario = parseScenario(mergeScenario(base, patch));
+    return parseScenario(mergeScenario(base, patch));
   } catch (err) {
     const message = (err as Error).message;
     // Only --session-state can carry a bad value this far (everything else is checked above).
     throw new UsageError(message.includes('sessions[') ? `--session-state: ${message}` : message);
   }
+}
 
+/** --proxies N, --proxy-auth USER:PASS, --proxy-broken LABEL=MODE. */
+function proxiesFlags(v: FlagValues): ProxyPoolOptions | undefined {
   let proxies: ProxyPoolOptions | undefined;
   const proxyCount = intFlag('proxies', v.proxies, 0, 1000);
   if (proxyCount !== undefined && proxyCount > 0) {
@@ -274,6 +269,31 @@ function parse(argv: string[]) {
   } else if (v['proxy-auth'] !== undefined || v['proxy-broken'] !== undefined) {
     throw new UsageError('--proxy-auth and --proxy-broken need --proxies N');
   }
+  return proxies;
+}
+
+function parse(argv: string[]) {
+  const v = readFlags(argv);
+  const host = v.host ?? '127.0.0.1';
+  if (host.trim() === '') throw new UsageError('--host must not be empty');
+  const logLevel = v['log-level'] ?? 'info';
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) {
+    throw new UsageError(`--log-level must be error, warn, info or debug, got "${logLevel}"`);
+  }
+  if (v['request-log'] !== undefined && v['request-log'].trim() === '') {
+    throw new UsageError('--request-log must name a file');
+  }
+
+  let base: Scenario = {};
+  if (v.scenario !== undefined) {
+    try {
+      base = loadScenario(v.scenario);
+    } catch (err) {
+      throw new UsageError(`--scenario: ${(err as Error).message}`);
+    }
+  }
+  const scenario = scenarioFlags(base, v);
+  const proxies = proxiesFlags(v);
 
   return {
     scenario,

@@ -164,19 +164,250 @@ interface RunningProxy {
   listening: boolean;
 }
 
-/**
- * Starts `count` forward proxies on `host` (default 127.0.0.1), port chosen by the OS, labelled
- * p1…pN, egress 127.0.0.2… (see {@link egressAddresses}). Resolves once all listen.
- */
-export async function startProxies(opts: ProxyPoolOptions): Promise<ProxyPool> {
+/** What one proxy's request and tunnel handlers use. */
+interface ProxyParts {
+  label: string;
+  egressAddr: string;
+  stats: ProxyStats;
+  sockets: Set<Socket>;
+  agent: Agent;
+  /** The `Proxy-Authorization` value required, or null without auth. */
+  expectedAuth: string | null;
+}
+
+/** What the proxies of one pool share. */
+interface PoolState {
+  closed: boolean;
+}
+
+function authorised(p: ProxyParts, headers: IncomingHttpHeaders): boolean {
+  return p.expectedAuth === null || headers['proxy-authorization'] === p.expectedAuth;
+}
+
+function track(p: ProxyParts, socket: Socket): void {
+  const sockets = p.sockets;
+  if (sockets.has(socket)) return; // keep-alive upstream sockets come back for every request
+  sockets.add(socket);
+  socket.once('close', () => sockets.delete(socket));
+  // Errors on client or upstream sockets (resets) are expected here; never crash on them.
+  socket.on('error', () => {});
+}
+
+/** Plain HTTP forwarding of an absolute-form request. */
+function onRequest(p: ProxyParts, req: IncomingMessage, res: ServerResponse): void {
+  const { stats, label, egressAddr, agent } = p;
+  const mode = stats.broken;
+  if (mode === 'silent') {
+    stats.dropped++;
+    return; // never answered; close() destroys the socket
+  }
+  if (mode === 'reset') {
+    stats.dropped++;
+    req.socket.resetAndDestroy();
+    return;
+  }
+  if (mode === '407' || !authorised(p, req.headers)) {
+    stats.rejected407++;
+    req.resume();
+    res.writeHead(407, {
+      'proxy-authenticate': REALM,
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': 29,
+    });
+    res.end('Proxy Authentication Required');
+    return;
+  }
+  let target: URL;
+  try {
+    target = new URL(req.url ?? '');
+  } catch {
+    target = new URL('invalid:');
+  }
+  if (target.protocol !== 'http:') {
+    req.resume();
+    const body = 'this proxy forwards absolute http:// URLs; use CONNECT for anything else';
+    res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(body);
+    return;
+  }
+  stats.requests++;
+  const upstream = httpRequest({
+    host: target.hostname.replace(/^\[|\]$/g, ''),
+    port: target.port === '' ? 80 : Number(target.port),
+    method: req.method,
+    path: `${target.pathname}${target.search}`,
+    headers: filterHeaders(req.headers),
+    localAddress: egressAddr,
+    family: 4,
+    agent,
+  });
+  upstream.on('socket', (s) => track(p, s));
+  upstream.on('response', (up) => {
+    const headers = filterHeaders(up.headers);
+    res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+    up.pipe(res);
+    up.on('error', () => res.destroy());
+  });
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    if (!res.headersSent && UNREACHABLE.has(err.code ?? '')) {
+      res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`proxy ${label}: upstream unreachable (${err.code})`);
+      return;
+    }
+    // The upstream reset or dropped the connection: mirror that to the client.
+    req.socket.destroy();
+  });
+  // The client went away before the answer was complete: drop the upstream request too.
+  res.on('close', () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+  req.pipe(upstream);
+}
+
+/** CONNECT tunnels. */
+function onConnect(p: ProxyParts, req: IncomingMessage, clientSocket: Duplex, head: Buffer): void {
+  const { stats, egressAddr } = p;
+  const client = clientSocket as Socket;
+  const mode = stats.broken;
+  if (mode === 'silent') {
+    stats.dropped++;
+    return;
+  }
+  if (mode === 'reset') {
+    stats.dropped++;
+    client.resetAndDestroy();
+    return;
+  }
+  if (mode === '407' || !authorised(p, req.headers)) {
+    stats.rejected407++;
+    client.end(
+      `HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: ${REALM}\r\n` +
+        'Content-Length: 0\r\nConnection: close\r\n\r\n',
+    );
+    return;
+  }
+  const target = parseConnectTarget(req.url ?? '');
+  if (!target) {
+    client.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    return;
+  }
+  stats.tunnels++;
+  const upstream = connect({ ...target, localAddress: egressAddr, family: 4 });
+  track(p, upstream);
+  let established = false;
+  upstream.once('connect', () => {
+    established = true;
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) upstream.write(head);
+    upstream.pipe(client);
+    client.pipe(upstream);
+  });
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    if (!established) {
+      client.end(
+        `HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n` +
+          `X-Proxy-Error: ${err.code ?? 'error'}\r\n\r\n`,
+      );
+    } else {
+      client.destroy();
+    }
+  });
+  upstream.on('close', () => client.destroy());
+  client.on('close', () => upstream.destroy());
+}
+
+/** One proxy, not yet listening: its HTTP handling behind a net server that acts on broken modes. */
+function makeProxy(
+  label: string,
+  egressAddr: string,
+  opts: ProxyPoolOptions,
+  expectedAuth: string | null,
+  pool: PoolState,
+): RunningProxy {
+  const p: ProxyParts = {
+    label,
+    egressAddr,
+    stats: {
+      requests: 0,
+      tunnels: 0,
+      rejected407: 0,
+      dropped: 0,
+      broken: opts.broken?.[label] ?? null,
+    },
+    sockets: new Set<Socket>(),
+    agent: new Agent({ keepAlive: true }),
+    expectedAuth,
+  };
+  const { stats } = p;
+
+  const http = createHttpServer({ keepAlive: true }, (req, res) => onRequest(p, req, res));
+  http.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+    onConnect(p, req, socket, head),
+  );
+  http.on('clientError', (_err, socket) => socket.destroy());
+
+  // The listener is a plain net server so broken modes can act before any HTTP parsing.
+  const front = createNetServer((socket) => {
+    track(p, socket);
+    if (pool.closed) {
+      socket.destroy();
+      return;
+    }
+    if (stats.broken === 'silent') {
+      stats.dropped++;
+      socket.pause();
+      return;
+    }
+    if (stats.broken === 'reset') {
+      stats.dropped++;
+      socket.resetAndDestroy();
+      return;
+    }
+    http.emit('connection', socket);
+  });
+
+  return {
+    info: { label, url: '', port: 0, egress: egressAddr },
+    stats,
+    front,
+    sockets: p.sockets,
+    agent: p.agent,
+    listening: false,
+  };
+}
+
+function listen(proxy: RunningProxy, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    proxy.front.once('error', reject);
+    proxy.front.listen(port, host, () => {
+      proxy.front.off('error', reject);
+      proxy.listening = true;
+      resolve();
+    });
+  });
+}
+
+function stopListening(proxy: RunningProxy): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!proxy.listening) {
+      resolve();
+      return;
+    }
+    proxy.listening = false;
+    proxy.front.close(() => resolve());
+    for (const socket of proxy.sockets) socket.destroy();
+  });
+}
+
+/** Checks the options of {@link startProxies}; throws RangeError. */
+function checkPoolOptions(opts: ProxyPoolOptions): void {
   if (!Number.isInteger(opts.count) || opts.count < 1 || opts.count > 1000) {
     throw new RangeError(`proxy count must be an integer in 1..1000, got ${opts.count}`);
   }
-  const host = opts.host ?? '127.0.0.1';
-  const egress = egressAddresses(opts.count, opts.firstEgress);
-  const expectedAuth = opts.auth
-    ? `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.pass}`).toString('base64')}`
-    : null;
+}
+
+/** Checks the initial broken modes of {@link startProxies}; throws RangeError. */
+function checkBroken(opts: ProxyPoolOptions): void {
   for (const [label, mode] of Object.entries(opts.broken ?? {})) {
     const index = Number(label.replace(/^p/, ''));
     if (!/^p\d+$/.test(label) || index < 1 || index > opts.count) {
@@ -184,210 +415,46 @@ export async function startProxies(opts: ProxyPoolOptions): Promise<ProxyPool> {
     }
     if (!PROXY_BROKEN_MODES.includes(mode)) throw new RangeError(`broken: bad mode "${mode}"`);
   }
+}
+
+/** Breaks (mode) or heals (null) one proxy; see ProxyPool.setBroken. */
+async function setBroken(
+  proxy: RunningProxy,
+  mode: ProxyBrokenMode | null,
+  host: string,
+): Promise<void> {
+  const was = proxy.stats.broken;
+  proxy.stats.broken = mode;
+  if (mode === 'refuse' && was !== 'refuse') {
+    await stopListening(proxy);
+  } else if (mode !== 'refuse' && was === 'refuse') {
+    await listen(proxy, proxy.info.port, host);
+  }
+  if (mode === 'silent' || mode === 'reset') {
+    // Existing keep-alive connections die too, like a proxy that just went bad.
+    for (const socket of proxy.sockets) socket.destroy();
+  }
+}
+
+/**
+ * Starts `count` forward proxies on `host` (default 127.0.0.1), port chosen by the OS, labelled
+ * p1…pN, egress 127.0.0.2… (see {@link egressAddresses}). Resolves once all listen.
+ */
+export async function startProxies(opts: ProxyPoolOptions): Promise<ProxyPool> {
+  checkPoolOptions(opts);
+  const host = opts.host ?? '127.0.0.1';
+  const egress = egressAddresses(opts.count, opts.firstEgress);
+  const expectedAuth = opts.auth
+    ? `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.pass}`).toString('base64')}`
+    : null;
+  checkBroken(opts);
 
   const running: RunningProxy[] = [];
-  let closed = false;
-
-  const authorised = (headers: IncomingHttpHeaders): boolean =>
-    expectedAuth === null || headers['proxy-authorization'] === expectedAuth;
-
-  const makeProxy = (label: string, egressAddr: string): RunningProxy => {
-    const sockets = new Set<Socket>();
-    const agent = new Agent({ keepAlive: true });
-    const stats: ProxyStats = {
-      requests: 0,
-      tunnels: 0,
-      rejected407: 0,
-      dropped: 0,
-      broken: opts.broken?.[label] ?? null,
-    };
-    const track = (socket: Socket): void => {
-      if (sockets.has(socket)) return; // keep-alive upstream sockets come back for every request
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-      // Errors on client or upstream sockets (resets) are expected here; never crash on them.
-      socket.on('error', () => {});
-    };
-
-    /** Plain HTTP forwarding of an absolute-form request. */
-    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-      const mode = stats.broken;
-      if (mode === 'silent') {
-        stats.dropped++;
-        return; // never answered; close() destroys the socket
-      }
-      if (mode === 'reset') {
-        stats.dropped++;
-        req.socket.resetAndDestroy();
-        return;
-      }
-      if (mode === '407' || !authorised(req.headers)) {
-        stats.rejected407++;
-        req.resume();
-        res.writeHead(407, {
-          'proxy-authenticate': REALM,
-          'content-type': 'text/plain; charset=utf-8',
-          'content-length': 29,
-        });
-        res.end('Proxy Authentication Required');
-        return;
-      }
-      let target: URL;
-      try {
-        target = new URL(req.url ?? '');
-      } catch {
-        target = new URL('invalid:');
-      }
-      if (target.protocol !== 'http:') {
-        req.resume();
-        const body = 'this proxy forwards absolute http:// URLs; use CONNECT for anything else';
-        res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end(body);
-        return;
-      }
-      stats.requests++;
-      const upstream = httpRequest({
-        host: target.hostname.replace(/^\[|\]$/g, ''),
-        port: target.port === '' ? 80 : Number(target.port),
-        method: req.method,
-        path: `${target.pathname}${target.search}`,
-        headers: filterHeaders(req.headers),
-        localAddress: egressAddr,
-        family: 4,
-        agent,
-      });
-      upstream.on('socket', (s) => track(s));
-      upstream.on('response', (up) => {
-        const headers = filterHeaders(up.headers);
-        res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
-        up.pipe(res);
-        up.on('error', () => res.destroy());
-      });
-      upstream.on('error', (err: NodeJS.ErrnoException) => {
-        if (!res.headersSent && UNREACHABLE.has(err.code ?? '')) {
-          res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end(`proxy ${label}: upstream unreachable (${err.code})`);
-          return;
-        }
-        // The upstream reset or dropped the connection: mirror that to the client.
-        req.socket.destroy();
-      });
-      // The client went away before the answer was complete: drop the upstream request too.
-      res.on('close', () => {
-        if (!res.writableFinished) upstream.destroy();
-      });
-      req.pipe(upstream);
-    };
-
-    /** CONNECT tunnels. */
-    const onConnect = (req: IncomingMessage, clientSocket: Duplex, head: Buffer): void => {
-      const client = clientSocket as Socket;
-      const mode = stats.broken;
-      if (mode === 'silent') {
-        stats.dropped++;
-        return;
-      }
-      if (mode === 'reset') {
-        stats.dropped++;
-        client.resetAndDestroy();
-        return;
-      }
-      if (mode === '407' || !authorised(req.headers)) {
-        stats.rejected407++;
-        client.end(
-          `HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: ${REALM}\r\n` +
-            'Content-Length: 0\r\nConnection: close\r\n\r\n',
-        );
-        return;
-      }
-      const target = parseConnectTarget(req.url ?? '');
-      if (!target) {
-        client.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-        return;
-      }
-      stats.tunnels++;
-      const upstream = connect({ ...target, localAddress: egressAddr, family: 4 });
-      track(upstream);
-      let established = false;
-      upstream.once('connect', () => {
-        established = true;
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        if (head.length > 0) upstream.write(head);
-        upstream.pipe(client);
-        client.pipe(upstream);
-      });
-      upstream.on('error', (err: NodeJS.ErrnoException) => {
-        if (!established) {
-          client.end(
-            `HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n` +
-              `X-Proxy-Error: ${err.code ?? 'error'}\r\n\r\n`,
-          );
-        } else {
-          client.destroy();
-        }
-      });
-      upstream.on('close', () => client.destroy());
-      client.on('close', () => upstream.destroy());
-    };
-
-    const http = createHttpServer({ keepAlive: true }, onRequest);
-    http.on('connect', onConnect);
-    http.on('clientError', (_err, socket) => socket.destroy());
-
-    // The listener is a plain net server so broken modes can act before any HTTP parsing.
-    const front = createNetServer((socket) => {
-      track(socket);
-      if (closed) {
-        socket.destroy();
-        return;
-      }
-      if (stats.broken === 'silent') {
-        stats.dropped++;
-        socket.pause();
-        return;
-      }
-      if (stats.broken === 'reset') {
-        stats.dropped++;
-        socket.resetAndDestroy();
-        return;
-      }
-      http.emit('connection', socket);
-    });
-
-    return {
-      info: { label, url: '', port: 0, egress: egressAddr },
-      stats,
-      front,
-      sockets,
-      agent,
-      listening: false,
-    };
-  };
-
-  const listen = (proxy: RunningProxy, port: number): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      proxy.front.once('error', reject);
-      proxy.front.listen(port, host, () => {
-        proxy.front.off('error', reject);
-        proxy.listening = true;
-        resolve();
-      });
-    });
-
-  const stopListening = (proxy: RunningProxy): Promise<void> =>
-    new Promise<void>((resolve) => {
-      if (!proxy.listening) {
-        resolve();
-        return;
-      }
-      proxy.listening = false;
-      proxy.front.close(() => resolve());
-      for (const socket of proxy.sockets) socket.destroy();
-    });
+  const state: PoolState = { closed: false };
 
   const close = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
+    if (state.closed) return;
+    state.closed = true;
     await Promise.all(
       running.map(async (proxy) => {
         proxy.agent.destroy();
@@ -399,9 +466,9 @@ export async function startProxies(opts: ProxyPoolOptions): Promise<ProxyPool> {
 
   try {
     for (let i = 0; i < opts.count; i++) {
-      const proxy = makeProxy(`p${i + 1}`, egress[i] ?? '');
+      const proxy = makeProxy(`p${i + 1}`, egress[i] ?? '', opts, expectedAuth, state);
       running.push(proxy);
-      await listen(proxy, 0);
+      await listen(proxy, 0, host);
       const port = (proxy.front.address() as AddressInfo).port;
       proxy.info.port = port;
       proxy.info.url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -422,18 +489,8 @@ export async function startProxies(opts: ProxyPoolOptions): Promise<ProxyPool> {
       if (mode !== null && !PROXY_BROKEN_MODES.includes(mode)) {
         throw new RangeError(`bad broken mode "${String(mode)}"`);
       }
-      if (closed) return;
-      const was = proxy.stats.broken;
-      proxy.stats.broken = mode;
-      if (mode === 'refuse' && was !== 'refuse') {
-        await stopListening(proxy);
-      } else if (mode !== 'refuse' && was === 'refuse') {
-        await listen(proxy, proxy.info.port);
-      }
-      if (mode === 'silent' || mode === 'reset') {
-        // Existing keep-alive connections die too, like a proxy that just went bad.
-        for (const socket of proxy.sockets) socket.destroy();
-      }
+      if (state.closed) return;
+      await setBroken(proxy, mode, host);
     },
     stats: () => {
       const out: Record<string, ProxyStats> = {};

@@ -1,7 +1,8 @@
 /**
  * Durations (`500ms`, `60s`, `11m`, `1h`, `1d`) and rates (`200/11m`) as scenario files and flags
- * write them. Deliberately not shared with packages/config: the simulator must not inherit the
- * parsing bugs of the code it is there to test.
+ * write them. Deliberately a copy of packages/config/src/units.ts, not shared with it: the
+ * simulator must not inherit the parsing bugs of the code it is there to test (and it stays free
+ * of the product's packages). Its errors are RangeErrors, as every scenario error here is.
  */
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;

@@ -185,6 +185,78 @@ function makeItems(
   return items;
 }
 
+/** One generated user; the draws from `rng` come in a fixed order. */
+function generateUser(
+  rng: Rng,
+  epochSecs: number,
+  takenNames: Set<string>,
+  takenIds: Set<string>,
+  takenPks: Set<string>,
+): SimUser {
+  const username = uniqueUsername(rng, takenNames);
+  let userId: string;
+  do userId = rng.digits(rng.int(8, 11));
+  while (takenIds.has(userId));
+  takenIds.add(userId);
+  const fullName = displayName(rng, username);
+  const isPrivate = rng.chance(0.15);
+  const isVerified = rng.chance(0.02);
+  const followerCount = Math.floor(Math.exp(rng.next() * 12));
+  const followingCount = rng.int(0, 2500);
+  const mediaCount = rng.int(0, 1200);
+  const kind = rng.next();
+  let items: StoryItem[] = [];
+  if (kind < 0.4) {
+    items = makeItems(rng, userId, epochSecs, rng.int(1, 5), ACTIVE_TAKEN_AGO_SECS, takenPks);
+    if (rng.chance(0.25)) {
+      items.push(
+        ...makeItems(rng, userId, epochSecs, rng.int(1, 2), EXPIRED_TAKEN_AGO_SECS, takenPks),
+      );
+    }
+  } else if (kind < 0.5) {
+    items = makeItems(rng, userId, epochSecs, rng.int(1, 4), EXPIRED_TAKEN_AGO_SECS, takenPks);
+  }
+  items.sort((a, b) => a.takenAtSecs - b.takenAtSecs || (a.pk < b.pk ? -1 : 1));
+  return {
+    userId,
+    username,
+    fullName,
+    isPrivate,
+    isVerified,
+    followerCount,
+    followingCount,
+    mediaCount,
+    items,
+  };
+}
+
+/** The canonical JSON of a world: field order is fixed by this literal. */
+function dumpWorld(seed: number, size: number, epochSecs: number, users: SimUser[]): string {
+  return JSON.stringify({
+    seed,
+    size,
+    epochSecs,
+    users: users.map((u) => ({
+      userId: u.userId,
+      username: u.username,
+      fullName: u.fullName,
+      isPrivate: u.isPrivate,
+      isVerified: u.isVerified,
+      followerCount: u.followerCount,
+      followingCount: u.followingCount,
+      mediaCount: u.mediaCount,
+      items: u.items.map((it) => ({
+        pk: it.pk,
+        id: it.id,
+        takenAgoSecs: it.takenAgoSecs,
+        takenAtSecs: it.takenAtSecs,
+        expiringAtSecs: it.expiringAtSecs,
+        mediaType: it.mediaType,
+      })),
+    })),
+  });
+}
+
 /**
  * Generates a world. Per user: ~15% private (independently of stories); ~40% have 1–5 active
  * items (a quarter of those also 1–2 expired ones), ~10% only expired items, the rest none.
@@ -204,71 +276,15 @@ export function createWorld(opts: WorldOptions): World {
   const takenPks = new Set<string>();
   const users: SimUser[] = [];
   for (let i = 0; i < size; i++) {
-    const username = uniqueUsername(rng, takenNames);
-    let userId: string;
-    do userId = rng.digits(rng.int(8, 11));
-    while (takenIds.has(userId));
-    takenIds.add(userId);
-    const fullName = displayName(rng, username);
-    const isPrivate = rng.chance(0.15);
-    const isVerified = rng.chance(0.02);
-    const followerCount = Math.floor(Math.exp(rng.next() * 12));
-    const followingCount = rng.int(0, 2500);
-    const mediaCount = rng.int(0, 1200);
-    const kind = rng.next();
-    let items: StoryItem[] = [];
-    if (kind < 0.4) {
-      items = makeItems(rng, userId, epochSecs, rng.int(1, 5), ACTIVE_TAKEN_AGO_SECS, takenPks);
-      if (rng.chance(0.25)) {
-        items.push(
-          ...makeItems(rng, userId, epochSecs, rng.int(1, 2), EXPIRED_TAKEN_AGO_SECS, takenPks),
-        );
-      }
-    } else if (kind < 0.5) {
-      items = makeItems(rng, userId, epochSecs, rng.int(1, 4), EXPIRED_TAKEN_AGO_SECS, takenPks);
-    }
-    items.sort((a, b) => a.takenAtSecs - b.takenAtSecs || (a.pk < b.pk ? -1 : 1));
-    users.push({
-      userId,
-      username,
-      fullName,
-      isPrivate,
-      isVerified,
-      followerCount,
-      followingCount,
-      mediaCount,
-      items,
-    });
+    users.push(generateUser(rng, epochSecs, takenNames, takenIds, takenPks));
   }
 
   const byName = new Map(users.map((u) => [u.username, u]));
   const byIdMap = new Map(users.map((u) => [u.userId, u]));
   let dumped: string | undefined;
   const dump = (): string => {
-    // Field order is fixed by this literal, so the dump is canonical.
-    dumped ??= JSON.stringify({
-      seed,
-      size,
-      epochSecs,
-      users: users.map((u) => ({
-        userId: u.userId,
-        username: u.username,
-        fullName: u.fullName,
-        isPrivate: u.isPrivate,
-        isVerified: u.isVerified,
-        followerCount: u.followerCount,
-        followingCount: u.followingCount,
-        mediaCount: u.mediaCount,
-        items: u.items.map((it) => ({
-          pk: it.pk,
-          id: it.id,
-          takenAgoSecs: it.takenAgoSecs,
-          takenAtSecs: it.takenAtSecs,
-          expiringAtSecs: it.expiringAtSecs,
-          mediaType: it.mediaType,
-        })),
-      })),
-    });
+    // Field order is fixed by dumpWorld's literal, so the dump is canonical.
+    dumped ??= dumpWorld(seed, size, epochSecs, users);
     return dumped;
   };
 

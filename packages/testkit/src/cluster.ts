@@ -118,6 +118,63 @@ async function until(what: string, ms: number, check: () => Promise<boolean>): P
   }
 }
 
+/** The port of the cluster primary serving `key`'s slot, asking the nodes on `ports`. */
+async function clusterPrimaryPort(ports: number[], key: string): Promise<number> {
+  // Ask any node that answers (one of them may be the primary a test just killed).
+  let slot = -1;
+  for (const p of ports) {
+    try {
+      slot = Number(/:(\d+)/.exec(await rawCommand(p, ['CLUSTER', 'KEYSLOT', key]))?.[1]);
+      break;
+    } catch {
+      continue;
+    }
+  }
+  for (const p of ports) {
+    let nodes: string;
+    try {
+      nodes = await rawCommand(p, ['CLUSTER', 'NODES']);
+    } catch {
+      continue;
+    }
+    for (const line of nodes.split('\n')) {
+      const f = line.trim().split(' ');
+      if (!f[2]?.includes('master') || f[2].includes('fail')) continue;
+      for (const range of f.slice(8)) {
+        const [a, b = a] = range.split('-').map(Number);
+        if (slot >= a! && slot <= b!) return Number(/:(\d+)@/.exec(f[1]!)?.[1]);
+      }
+    }
+    break;
+  }
+  throw new Error(`no primary serves slot ${slot}`);
+}
+
+/** Writes the config file of the sentinel on `port` monitoring `primary` as `name`. */
+function writeSentinelConf(
+  dir: string,
+  port: number,
+  name: string,
+  primary: number,
+  downAfterMs: number,
+): string {
+  const conf = join(dir, `sentinel-${port}.conf`);
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${primary} 2`,
+      `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
+      `sentinel failover-timeout ${name} 10000`,
+      `sentinel parallel-syncs ${name} 1`,
+      '',
+    ].join('\n'),
+  );
+  return conf;
+}
+
 /**
  * Starts a real Redis Cluster of `primaries` primaries with one replica each (default 3 + 3)
  * on free loopback ports, created with `redis-cli --cluster create`. A small
@@ -186,36 +243,7 @@ export async function startRedisCluster(
   return {
     url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
     processes,
-    async primaryPort(key = '') {
-      // Ask any node that answers (one of them may be the primary a test just killed).
-      let slot = -1;
-      for (const p of ports) {
-        try {
-          slot = Number(/:(\d+)/.exec(await rawCommand(p, ['CLUSTER', 'KEYSLOT', key]))?.[1]);
-          break;
-        } catch {
-          continue;
-        }
-      }
-      for (const p of ports) {
-        let nodes: string;
-        try {
-          nodes = await rawCommand(p, ['CLUSTER', 'NODES']);
-        } catch {
-          continue;
-        }
-        for (const line of nodes.split('\n')) {
-          const f = line.trim().split(' ');
-          if (!f[2]?.includes('master') || f[2].includes('fail')) continue;
-          for (const range of f.slice(8)) {
-            const [a, b = a] = range.split('-').map(Number);
-            if (slot >= a! && slot <= b!) return Number(/:(\d+)@/.exec(f[1]!)?.[1]);
-          }
-        }
-        break;
-      }
-      throw new Error(`no primary serves slot ${slot}`);
-    },
+    primaryPort: (key = '') => clusterPrimaryPort(ports, key),
     async stop() {
       await Promise.all([...processes.values()].map((p) => p.kill()));
       rmSync(dir, { recursive: true, force: true });
@@ -270,20 +298,7 @@ export async function startRedisSentinel(
       let port = await freePort();
       while ([primary, replica, ...sentinels].includes(port)) port = await freePort();
       sentinels.push(port);
-      const conf = join(dir, `sentinel-${port}.conf`);
-      writeFileSync(
-        conf,
-        [
-          `port ${port}`,
-          'bind 127.0.0.1',
-          `dir ${dir}`,
-          `sentinel monitor ${name} 127.0.0.1 ${primary} 2`,
-          `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1_000}`,
-          `sentinel failover-timeout ${name} 10000`,
-          `sentinel parallel-syncs ${name} 1`,
-          '',
-        ].join('\n'),
-      );
+      const conf = writeSentinelConf(dir, port, name, primary, opts.downAfterMs ?? 1_000);
       processes.set(port, handle(port, startProcess([conf, '--sentinel'])));
     }
     await Promise.all(sentinels.map(waitPing));

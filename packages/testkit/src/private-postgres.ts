@@ -59,13 +59,38 @@ async function pgRun(bin: string, args: string[]): Promise<string> {
   return stdout;
 }
 
-/** Starts a fresh private PostgreSQL 15 (see {@link PrivatePostgres}). Takes a few seconds. */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'sc-pg-'));
-  // The postgres OS user must own the folder (initdb as non-root into a root-made temp dir).
-  chmodSync(dir, 0o777);
-  const data = join(dir, 'data');
+/** Whether the server at `serverUrl` answers a query. */
+async function pgReady(serverUrl: string): Promise<boolean> {
+  const c = new pg.Client({
+    connectionString: `${serverUrl}/postgres`,
+    connectionTimeoutMillis: 1_000,
+  });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/** Runs `fn` with a client connected to the `postgres` database of `serverUrl`. */
+async function pgAdmin<T>(serverUrl: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: `${serverUrl}/postgres` });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/** Creates a cluster in `data`: superuser postgres, trust auth, UTF8, C locale, no fsync. */
+async function initDb(data: string): Promise<void> {
   await pgRun('initdb', [
     '-D',
     data,
@@ -77,6 +102,16 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     'UTF8',
     '--locale=C',
   ]);
+}
+
+/** Starts a fresh private PostgreSQL 15 (see {@link PrivatePostgres}). Takes a few seconds. */
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sc-pg-'));
+  // The postgres OS user must own the folder (initdb as non-root into a root-made temp dir).
+  chmodSync(dir, 0o777);
+  const data = join(dir, 'data');
+  await initDb(data);
   const serverUrl = `postgres://postgres@127.0.0.1:${port}`;
   const opts = [
     `-p ${port}`,
@@ -89,22 +124,6 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   ].join(' ');
   let running = false;
 
-  const ready = async (): Promise<boolean> => {
-    const c = new pg.Client({
-      connectionString: `${serverUrl}/postgres`,
-      connectionTimeoutMillis: 1_000,
-    });
-    c.on('error', () => undefined);
-    try {
-      await c.connect();
-      await c.query('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  };
   const start = async (): Promise<void> => {
     await pgRun('pg_ctl', [
       '-D',
@@ -120,7 +139,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     ]);
     running = true;
     for (let i = 0; i < 200; i++) {
-      if (await ready()) return;
+      if (await pgReady(serverUrl)) return;
       await sleep(100);
     }
     throw new Error(`private postgres on port ${port} did not start`);
@@ -130,17 +149,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     await pgRun('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop']).catch(() => '');
     running = false;
   };
-  const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
-    const c = new pg.Client({ connectionString: `${serverUrl}/postgres` });
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      return await fn(c);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  };
-
+  const admin = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => pgAdmin(serverUrl, fn);
   await start();
   return {
     serverUrl,

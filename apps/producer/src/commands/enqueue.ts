@@ -88,100 +88,23 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    if (source === '-') {
-      // stdin can be read once: it is spooled to a temp file so that limits and --strict are
-      // checked before anything is written (nothing half-written on bad input).
-      const dir = await mkdtemp(join(tmpdir(), 'storycheck-'));
-      spooled = { dir, path: join(dir, 'stdin') };
-      await pipeline(process.stdin, createWriteStream(spooled.path));
-      path = spooled.path;
-    } else if (source !== '-') {
-      const st = await stat(source).catch((e: NodeJS.ErrnoException) => {
-        throw new UsageError(
-          `cannot read ${source}: ${e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message)}`,
-        );
-      });
-      if (!st.isFile()) throw new UsageError(`cannot read ${source}: not a file`);
-    }
+    path = await inputPath(source, (spool) => (spooled = spool));
     const open = (): Readable => createReadStream(path);
     await precheckInput(open, format, read);
     await checkLineLimit(path, format, maxLines);
 
-    if (opts.strict) {
-      const rejected: Rejected[] = [];
-      let valid = 0;
-      for await (const r of validated(open(), format, maxLines, read)) {
-        if ('reason' in r) {
-          if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
-        } else valid++;
-      }
-      if (rejected.length) {
-        // One line on stderr (the first reason); --json lists them all on stdout.
-        if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
-        throw new UsageError(
-          `--strict: ${rejected.length} invalid line${rejected.length === 1 ? '' : 's'} (first: line ${rejected[0]!.line}: ${rejected[0]!.reason}); nothing enqueued`,
-        );
-      }
-      if (valid === 0) throw new UsageError('no usernames in input; nothing enqueued');
-    }
+    if (opts.strict) await checkStrict(open, format, maxLines, read, opts);
 
-    // Both services must answer before the batch row exists: an outage is one line and exit 1
-    // after ~10 s of retries, never a half-written batch.
-    await waitForServices({
-      redisUrl: ctx.config.redisUrl,
-      databaseUrl: ctx.config.databaseUrl,
-      pool: ctx.db.pool,
-    });
-    if (opts.batchId !== undefined && !(await batchExists(ctx.db.db, opts.batchId))) {
-      throw new UsageError(`no batch ${opts.batchId}`);
-    }
+    await checkServices(ctx, opts);
 
     const batchId = opts.batchId ?? randomUUID();
     batchIdForSignal = batchId;
     // Appending to an existing batch (a re-run, or finishing an interrupted enqueue): names
     // already there but still pending get their jobs again; BullMQ drops ids it still has.
     const appending = opts.batchId !== undefined; // it exists: checked above
-    let batchReady = appending;
-    let accepted = 0;
-    let duplicates = 0;
+    const writer = new BatchWriter(ctx, batchId, opts.name ?? null, appending);
     let rejectedCount = 0;
     const rejected: Rejected[] = [];
-    let chunk: Array<{ seq: number; username: string }> = [];
-
-    // One addBulk may be in flight while the next chunk is read and inserted: Postgres and
-    // Redis work overlap, and every job is still added only after its row is committed.
-    let inFlight: Promise<unknown> = Promise.resolve();
-    const flush = async () => {
-      if (chunk.length === 0) return;
-      const rows = chunk;
-      chunk = [];
-      if (!batchReady) {
-        await createBatch(ctx.db.db, { id: batchId, name: opts.name ?? null });
-        batchReady = true;
-      }
-      const inserted = await addItems(ctx.db.db, batchId, rows);
-      duplicates += rows.length - inserted.length;
-      accepted += inserted.length;
-      const toQueue = appending
-        ? await pendingAmong(
-            ctx.db.db,
-            batchId,
-            rows.map((r) => r.username),
-          )
-        : inserted.map((r) => r.username);
-      await inFlight;
-      if (toQueue.length) {
-        inFlight = ctx.queue.addBulk(
-          toQueue.map((username) => ({
-            name: CHECK_JOB,
-            data: { batchId, username },
-            opts: { jobId: checkJobId(batchId, username) },
-          })),
-        );
-        // Handled when awaited; this keeps an early rejection from being reported as unhandled.
-        inFlight.catch(() => undefined);
-      }
-    };
 
     writing = true;
     try {
@@ -192,57 +115,217 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
           if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
           continue;
         }
-        chunk.push({ seq: r.line, username: r.username });
-        if (chunk.length >= ENQUEUE_CHUNK) await flush();
+        await writer.add({ seq: r.line, username: r.username });
       }
-      await flush();
-      await inFlight;
+      await writer.finish();
     } catch (e) {
-      if (batchReady && !(e instanceof UsageError) && !(e instanceof InputError)) {
+      if (writer.batchReady && !(e instanceof UsageError) && !(e instanceof InputError)) {
         throw new Error(
-          `enqueue stopped after ${accepted} names of batch ${batchId} (${(e as Error).message}); ` +
+          `enqueue stopped after ${writer.accepted} names of batch ${batchId} (${(e as Error).message}); ` +
             `run the same command with --batch-id ${batchId} to finish it`,
           { cause: e },
         );
       }
       throw e;
     }
-    if (stopSignal) {
-      throw new InterruptedError(
-        batchReady
-          ? `storycheck: interrupted by ${stopSignal} after ${accepted} new name${accepted === 1 ? '' : 's'}; ` +
-              `batch ${batchId} is unsealed (what was written is queued and will be checked).\n` +
-              resumeHint(source, opts, batchId)
-          : `storycheck: interrupted by ${stopSignal}; nothing enqueued`,
-        signalExitCode(stopSignal),
-      );
-    }
-    if (!batchReady) {
-      if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
-      const first = rejected[0];
-      if (!first) throw new UsageError('no usernames in input; nothing enqueued');
-      throw new UsageError(
-        `no usernames in input (${rejectedCount} rejected; first: line ${first.line}: ${first.reason}); nothing enqueued`,
-      );
-    }
+    const { batchReady, accepted, duplicates } = writer;
+    if (stopSignal) throw interrupted(stopSignal, batchReady, accepted, batchId, source, opts);
+    if (!batchReady) refuseNoNames(opts, rejected, rejectedCount);
     await sealBatch(ctx.db.db, batchId, { duplicates, rejected: rejectedCount });
     // Sealed: from here (the report, --wait) a signal ends the command the ordinary way.
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    const counts = { batchId, accepted, duplicates, rejected, rejectedCount };
-    // --wait --json prints ONE object: the final status with the enqueue counts merged in.
-    if (opts.wait && opts.json) {
-      process.stderr.write(`batch ${batchId}: ${accepted} accepted; waiting for it to finish\n`);
-      await waitForBatch(ctx, batchId, { json: true, merge: enqueueJson(counts) });
-      return;
-    }
-    report(opts, counts);
-    if (opts.wait) await waitForBatch(ctx, batchId, { json: false });
+    await reportAndWait(ctx, opts, { batchId, accepted, duplicates, rejected, rejectedCount });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (spooled) await rm(spooled.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Both services must answer before the batch row exists: an outage is one line and exit 1
+ * after ~10 s of retries, never a half-written batch. A `--batch-id` must name a batch.
+ */
+async function checkServices(ctx: Context, opts: EnqueueOptions): Promise<void> {
+  await waitForServices({
+    redisUrl: ctx.config.redisUrl,
+    databaseUrl: ctx.config.databaseUrl,
+    pool: ctx.db.pool,
+  });
+  if (opts.batchId !== undefined && !(await batchExists(ctx.db.db, opts.batchId))) {
+    throw new UsageError(`no batch ${opts.batchId}`);
+  }
+}
+
+/** The error of an enqueue stopped by a signal once writing had begun. */
+function interrupted(
+  signal: NodeJS.Signals,
+  batchReady: boolean,
+  accepted: number,
+  batchId: string,
+  source: string,
+  opts: EnqueueOptions,
+): InterruptedError {
+  return new InterruptedError(
+    batchReady
+      ? `storycheck: interrupted by ${signal} after ${accepted} new name${accepted === 1 ? '' : 's'}; ` +
+          `batch ${batchId} is unsealed (what was written is queued and will be checked).\n` +
+          resumeHint(source, opts, batchId)
+      : `storycheck: interrupted by ${signal}; nothing enqueued`,
+    signalExitCode(signal),
+  );
+}
+
+/**
+ * Writes the accepted names of a batch chunk by chunk: items to Postgres in multi-row inserts
+ * (the batch row first, once), then their jobs with addBulk; when appending, the names the
+ * batch already has but that are still pending get their jobs again.
+ */
+class BatchWriter {
+  /** Whether the batch row exists (from the start when appending). */
+  batchReady: boolean;
+  /** Names inserted, and names the batch already had. */
+  accepted = 0;
+  duplicates = 0;
+  private chunk: Array<{ seq: number; username: string }> = [];
+  // One addBulk may be in flight while the next chunk is read and inserted: Postgres and
+  // Redis work overlap, and every job is still added only after its row is committed.
+  private inFlight: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly batchId: string,
+    private readonly name: string | null,
+    private readonly appending: boolean,
+  ) {
+    this.batchReady = appending;
+  }
+
+  /** Adds one name; writes the chunk once it is full. */
+  async add(row: { seq: number; username: string }): Promise<void> {
+    this.chunk.push(row);
+    if (this.chunk.length >= ENQUEUE_CHUNK) await this.flush();
+  }
+
+  /** Writes what is left and waits for the last addBulk. */
+  async finish(): Promise<void> {
+    await this.flush();
+    await this.inFlight;
+  }
+
+  private async flush(): Promise<void> {
+    const { ctx, batchId } = this;
+    if (this.chunk.length === 0) return;
+    const rows = this.chunk;
+    this.chunk = [];
+    if (!this.batchReady) {
+      await createBatch(ctx.db.db, { id: batchId, name: this.name });
+      this.batchReady = true;
+    }
+    const inserted = await addItems(ctx.db.db, batchId, rows);
+    this.duplicates += rows.length - inserted.length;
+    this.accepted += inserted.length;
+    const toQueue = this.appending
+      ? await pendingAmong(
+          ctx.db.db,
+          batchId,
+          rows.map((r) => r.username),
+        )
+      : inserted.map((r) => r.username);
+    await this.inFlight;
+    if (toQueue.length) {
+      this.inFlight = ctx.queue.addBulk(
+        toQueue.map((username) => ({
+          name: CHECK_JOB,
+          data: { batchId, username },
+          opts: { jobId: checkJobId(batchId, username) },
+        })),
+      );
+      // Handled when awaited; this keeps an early rejection from being reported as unhandled.
+      this.inFlight.catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * The file to read: stdin is spooled to a temp file (handed to `spooled` before it is written,
+ * so a signal can remove it); a named file must exist and be a file.
+ */
+async function inputPath(
+  source: string,
+  spooled: (s: { path: string; dir: string }) => void,
+): Promise<string> {
+  let path = source;
+  if (source === '-') {
+    // stdin can be read once: it is spooled to a temp file so that limits and --strict are
+    // checked before anything is written (nothing half-written on bad input).
+    const dir = await mkdtemp(join(tmpdir(), 'storycheck-'));
+    const spool = { dir, path: join(dir, 'stdin') };
+    spooled(spool);
+    await pipeline(process.stdin, createWriteStream(spool.path));
+    path = spool.path;
+  } else if (source !== '-') {
+    const st = await stat(source).catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(
+        `cannot read ${source}: ${e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message)}`,
+      );
+    });
+    if (!st.isFile()) throw new UsageError(`cannot read ${source}: not a file`);
+  }
+  return path;
+}
+
+/** `--strict`: the whole input is validated first; any invalid line rejects it (UsageError). */
+async function checkStrict(
+  open: () => Readable,
+  format: InputFormat,
+  maxLines: number,
+  read: ReadOptions,
+  opts: EnqueueOptions,
+): Promise<void> {
+  const rejected: Rejected[] = [];
+  let valid = 0;
+  for await (const r of validated(open(), format, maxLines, read)) {
+    if ('reason' in r) {
+      if (rejected.length < MAX_REJECTED_LISTED) rejected.push(r);
+    } else valid++;
+  }
+  if (rejected.length) {
+    // One line on stderr (the first reason); --json lists them all on stdout.
+    if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
+    throw new UsageError(
+      `--strict: ${rejected.length} invalid line${rejected.length === 1 ? '' : 's'} (first: line ${rejected[0]!.line}: ${rejected[0]!.reason}); nothing enqueued`,
+    );
+  }
+  if (valid === 0) throw new UsageError('no usernames in input; nothing enqueued');
+}
+
+/** An input without a single valid name: reported (with --json) and refused (UsageError). */
+function refuseNoNames(opts: EnqueueOptions, rejected: Rejected[], rejectedCount: number): never {
+  if (opts.json) report(opts, { batchId: null, accepted: 0, duplicates: 0, rejected });
+  const first = rejected[0];
+  if (!first) throw new UsageError('no usernames in input; nothing enqueued');
+  throw new UsageError(
+    `no usernames in input (${rejectedCount} rejected; first: line ${first.line}: ${first.reason}); nothing enqueued`,
+  );
+}
+
+/** Prints the counts; with `--wait`, follows the batch until it completes. */
+async function reportAndWait(
+  ctx: Context,
+  opts: EnqueueOptions,
+  counts: Parameters<typeof report>[1] & { batchId: string },
+): Promise<void> {
+  const { batchId, accepted } = counts;
+  // --wait --json prints ONE object: the final status with the enqueue counts merged in.
+  if (opts.wait && opts.json) {
+    process.stderr.write(`batch ${batchId}: ${accepted} accepted; waiting for it to finish\n`);
+    await waitForBatch(ctx, batchId, { json: true, merge: enqueueJson(counts) });
+    return;
+  }
+  report(opts, counts);
+  if (opts.wait) await waitForBatch(ctx, batchId, { json: false });
 }
 
 /** 128 + the signal number, as a shell reports a process killed by it: 130 SIGINT, 143 SIGTERM. */
