@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { batchLog, items } from './schema.js';
-import type { ResultRecord } from './batches.js';
+import { resultRecordOf, type ResultRecord } from './batches.js';
 
 /**
  * Read-only queries behind the board's page for one batch: checks finished per time bucket,
@@ -151,17 +151,6 @@ export async function batchItemsPage(
     .limit(opts.limit);
   return {
     total: Number(count?.n ?? 0),
-    rows: rows.map((r) => ({
-      username: r.username,
-      status: r.status as ResultRecord['status'],
-      storyCount: r.storyCount,
-      latestStoryAt: r.latestStoryAt?.toISOString() ?? null,
-      expiresAt: r.expiresAt?.toISOString() ?? null,
-      userId: r.userId,
-      checkedAt: r.checkedAt?.toISOString() ?? null,
-      attempts: r.attempts,
-      cached: r.cached,
-      error: r.error,
-    })),
+    rows: rows.map(resultRecordOf),
   };
 }
