@@ -24,6 +24,7 @@ import {
   type BatchPageData,
 } from './batch-page.js';
 import { renderErrorPage } from './pages.js';
+import { within } from './within.js';
 
 /** Where `/batches/:id` and its downloads read from. */
 export interface BatchDetailSource {
@@ -172,17 +173,4 @@ export function mountBatchRoutes(
       res.destroy(err as Error);
     }
   });
-}
-
-/** Rejects when `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -17,6 +17,7 @@ import { dbBatchDetail, mountBatchRoutes, type BatchDetailSource } from './batch
 import { BoardMetrics } from './metrics.js';
 import { renderBatchesPage, renderErrorPage, renderPoolPage } from './pages.js';
 import { renderTraffic } from './pool-traffic.js';
+import { answers, within } from './within.js';
 
 /** Realm sent in `WWW-Authenticate`; browsers show it in the login prompt. */
 const REALM = 'storycheck';
@@ -119,40 +120,6 @@ function basicAuth(user: string, password: string) {
       .set('WWW-Authenticate', `Basic realm="${REALM}", charset="UTF-8"`)
       .json({ error: 'authentication required' });
   };
-}
-
-/** Resolves true when `check` resolves within `timeoutMs`, false on rejection or timeout. */
-async function answers(check: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([
-      Promise.resolve()
-        .then(check)
-        .then(
-          () => true,
-          () => false,
-        ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Rejects when `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Sends a server-rendered page, never cached (it may show operator data). */
