@@ -86,15 +86,19 @@ export function startWatchdog(opts: WatchdogOptions): Watchdog {
   let stopped = idleMs <= 0;
   let timer: NodeJS.Timeout | undefined;
 
+  /** Paused on purpose: nothing is expected to move. Starts every clock afresh; true if so. */
+  const paused = (): boolean => {
+    if (!opts.pausedOnPurpose?.()) return false;
+    lastMoveAt = now();
+    waitingSince = null;
+    failingSince = null;
+    opts.onCheck?.('paused');
+    return true;
+  };
+
   const fire = (reason: string): void => {
     // A pause that began while the measurement ran is not a stall either.
-    if (opts.pausedOnPurpose?.()) {
-      lastMoveAt = now();
-      waitingSince = null;
-      failingSince = null;
-      opts.onCheck?.('paused');
-      return;
-    }
+    if (paused()) return;
     opts.onCheck?.('stalled');
     stop();
     opts.onStall(reason);
@@ -116,14 +120,7 @@ export function startWatchdog(opts: WatchdogOptions): Watchdog {
   };
 
   const check = async (): Promise<void> => {
-    if (opts.pausedOnPurpose?.()) {
-      // Paused on purpose: nothing is expected to move. Start every clock afresh.
-      lastMoveAt = now();
-      waitingSince = null;
-      failingSince = null;
-      opts.onCheck?.('paused');
-      return;
-    }
+    if (paused()) return;
     let waiting: number;
     try {
       waiting = await measure();
