@@ -3,10 +3,13 @@ import { join } from 'node:path';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-/** The workspace packages' folder names (apps/* and packages/*). */
+/**
+ * The workspace packages' folder names (apps/* and packages/*), less devtools: its plain-node
+ * scripts (lib.mjs) are shared by path with the benchmarks, as they run before any install.
+ */
 const PACKAGE_NAMES = ['apps', 'packages'].flatMap((dir) =>
   readdirSync(join(import.meta.dirname, dir), { withFileTypes: true })
-    .filter((d) => d.isDirectory())
+    .filter((d) => d.isDirectory() && d.name !== 'devtools')
     .map((d) => d.name),
 );
 
@@ -24,7 +27,7 @@ const RESTRICTED_IMPORTS = {
         "Import a workspace package by its name only ('@storycheck/x'): src/ and dist/ paths skip its API (export what you need from its index).",
     },
     {
-      regex: `^(\\.\\./)+((apps|packages)/|(${PACKAGE_NAMES.join('|')})/)`,
+      regex: `^(\\.\\./)+(apps/|packages/(?!devtools/)|(${PACKAGE_NAMES.join('|')})/)`,
       message:
         "A relative path into another workspace package: import it by its name ('@storycheck/x'), and add it to this package's dependencies.",
     },

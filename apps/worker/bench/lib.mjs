@@ -8,7 +8,6 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { migrate } from '@storycheck/db';
 // The worker's heap flags, as the image runs it (one list for the demo and the benches).
-// eslint-disable-next-line no-restricted-imports -- devtools is plain-node scripts, not a package API
 import { WORKER_HEAP_FLAGS } from '../../../packages/devtools/lib.mjs';
 
 export const PG = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
