@@ -1,5 +1,6 @@
 import winston from 'winston';
 import { redact, redactString } from './redact.js';
+export { coerceError } from './errors.js';
 
 export {
   REDACTED,
