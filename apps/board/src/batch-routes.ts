@@ -14,7 +14,7 @@ import {
   type ResultFormat,
   type ResultRecord,
 } from '@storycheck/db';
-import type { Logger } from '@storycheck/logger';
+import { coerceError, type Logger } from '@storycheck/logger';
 import { batchIdSchema } from '@storycheck/queue';
 import {
   ITEM_FILTERS,
@@ -111,7 +111,7 @@ export function mountBatchRoutes(
     try {
       data = await within(source.page(id, { filter, page }), opts.timeoutMs);
     } catch (err) {
-      opts.logger.warn('batch page: cannot read the batch', { error: (err as Error).message });
+      opts.logger.warn('batch page: cannot read the batch', { error: coerceError(err).message });
       res
         .status(503)
         .set('cache-control', 'no-store')
@@ -141,7 +141,7 @@ export function mountBatchRoutes(
         return notFound(res, 'No such batch.');
     } catch (err) {
       opts.logger.warn('results download: cannot read the batch', {
-        error: (err as Error).message,
+        error: coerceError(err).message,
       });
       res.status(503).json({ error: 'Postgres is unavailable' });
       return;
@@ -169,8 +169,8 @@ export function mountBatchRoutes(
       if (buf) await flush(buf);
       res.end();
     } catch (err) {
-      opts.logger.warn('results download failed', { error: (err as Error).message });
-      res.destroy(err as Error);
+      opts.logger.warn('results download failed', { error: coerceError(err).message });
+      res.destroy(coerceError(err));
     }
   });
 }

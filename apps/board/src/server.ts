@@ -9,7 +9,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Redis } from 'ioredis';
 import type { Config } from '@storycheck/config';
 import { listBatches, openDb, type BatchStatus } from '@storycheck/db';
-import type { Logger } from '@storycheck/logger';
+import { coerceError, type Logger } from '@storycheck/logger';
 import { createPool, createTraffic, type PoolSnapshot, type TrafficBucket } from '@storycheck/pool';
 import { createRedis, openCheckQueue } from '@storycheck/queue';
 import { boardLinks } from './board-links.js';
@@ -174,7 +174,7 @@ export function createBoardApp(opts: BoardAppOptions): Express {
     try {
       snap = await within(opts.poolSnapshot(), PAGE_READ_TIMEOUT_MS);
     } catch (err) {
-      opts.logger.warn('pool page: cannot read the pool', { error: (err as Error).message });
+      opts.logger.warn('pool page: cannot read the pool', { error: coerceError(err).message });
       sendPage(res, 503, renderErrorPage('/pool', 'Redis is unavailable: cannot read the pool.'));
       return;
     }
@@ -188,7 +188,7 @@ export function createBoardApp(opts: BoardAppOptions): Express {
           globalPerS: opts.globalPerS,
         });
       } catch (err) {
-        opts.logger.warn('pool page: cannot read traffic', { error: (err as Error).message });
+        opts.logger.warn('pool page: cannot read traffic', { error: coerceError(err).message });
       }
     }
     sendPage(res, 200, renderPoolPage(snap, traffic));
@@ -206,7 +206,7 @@ export function createBoardApp(opts: BoardAppOptions): Express {
     try {
       rows = await within(opts.listBatches(limit), PAGE_READ_TIMEOUT_MS);
     } catch (err) {
-      opts.logger.warn('batches page: cannot read batches', { error: (err as Error).message });
+      opts.logger.warn('batches page: cannot read batches', { error: coerceError(err).message });
       sendPage(
         res,
         503,

@@ -6,7 +6,7 @@
  * exit 0.
  */
 import { parseArgs } from 'node:util';
-import { createLogger } from '@storycheck/logger';
+import { coerceError, createLogger } from '@storycheck/logger';
 import { buildDemoSample } from './make-sample.js';
 import { PROXY_BROKEN_MODES } from './proxy.js';
 import type { ProxyPoolOptions } from './proxy.js';
@@ -94,7 +94,7 @@ function budgetFlag(
     try {
       parseRate(rateRaw);
     } catch (err) {
-      throw new UsageError(`--${name}-rate: ${(err as Error).message}`);
+      throw new UsageError(`--${name}-rate: ${coerceError(err).message}`);
     }
   }
   const rate = rateRaw ?? base?.rate;
@@ -150,7 +150,7 @@ function parse(argv: string[]) {
       },
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(coerceError(err).message);
   }
   const v = parsed.values;
   const host = v.host ?? '127.0.0.1';
@@ -168,7 +168,7 @@ function parse(argv: string[]) {
     try {
       base = loadScenario(v.scenario);
     } catch (err) {
-      throw new UsageError(`--scenario: ${(err as Error).message}`);
+      throw new UsageError(`--scenario: ${coerceError(err).message}`);
     }
   }
 
@@ -241,7 +241,7 @@ function parse(argv: string[]) {
   try {
     scenario = parseScenario(mergeScenario(base, patch));
   } catch (err) {
-    const message = (err as Error).message;
+    const message = coerceError(err).message;
     // Only --session-state can carry a bad value this far (everything else is checked above).
     throw new UsageError(message.includes('sessions[') ? `--session-state: ${message}` : message);
   }
@@ -353,7 +353,7 @@ async function main(): Promise<void> {
     server.close().then(
       () => process.exit(0),
       (err: unknown) => {
-        logger.error('close failed', { error: (err as Error).message });
+        logger.error('close failed', { error: coerceError(err).message });
         process.exit(1);
       },
     );
@@ -363,6 +363,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`storycheck-sim: ${(err as Error).message}\n`);
+  process.stderr.write(`storycheck-sim: ${coerceError(err).message}\n`);
   process.exitCode = 1;
 });

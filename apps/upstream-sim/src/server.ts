@@ -14,7 +14,7 @@ import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '@storycheck/logger';
+import { coerceError, type Logger } from '@storycheck/logger';
 import {
   MISSING_KEYS_BODY,
   FAIL_200_BODY,
@@ -796,7 +796,7 @@ export async function startSim(opts: SimOptions = {}): Promise<SimServer> {
           patch = JSON.parse(body);
           updateScenario(patch as Scenario);
         } catch (err) {
-          return adminJson(res, 400, { message: (err as Error).message, status: 'fail' });
+          return adminJson(res, 400, { message: coerceError(err).message, status: 'fail' });
         }
         return adminJson(res, 200, settingsView());
       }
@@ -840,7 +840,7 @@ export async function startSim(opts: SimOptions = {}): Promise<SimServer> {
     if (url.pathname.startsWith('/__sim/')) {
       handleAdmin(req, res, url).catch((err: unknown) => {
         if (!res.headersSent) {
-          adminJson(res, 400, { message: (err as Error).message, status: 'fail' });
+          adminJson(res, 400, { message: coerceError(err).message, status: 'fail' });
         } else {
           res.destroy();
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from '@storycheck/config';
-import { createLogger } from '@storycheck/logger';
+import { coerceError, createLogger } from '@storycheck/logger';
 import { startWorker } from './worker.js';
 import { startWhenReady } from './startup.js';
 import { firstLine } from './dependencies.js';
@@ -91,7 +91,7 @@ async function main(): Promise<number> {
           resolve(0);
         },
         (e: unknown) => {
-          logger.error('error while stopping', { error: (e as Error).message });
+          logger.error('error while stopping', { error: coerceError(e).message });
           resolve(1);
         },
       );
@@ -108,7 +108,7 @@ main().then(
     setTimeout(() => process.exit(code), 2_000).unref();
   },
   (e: unknown) => {
-    process.stderr.write(`storycheck-worker: ${(e as Error).message}\n`);
+    process.stderr.write(`storycheck-worker: ${coerceError(e).message}\n`);
     process.exit(1);
   },
 );

@@ -9,6 +9,7 @@ import {
   UpstreamError,
 } from '@storycheck/story-checker';
 import { LeaseWaitError, NoSessionError } from './fleet.js';
+import { coerceError } from '@storycheck/logger';
 
 /**
  * What the worker does with a failed check: the one table of DESIGN.md's error taxonomy, not
@@ -107,7 +108,7 @@ export function infraErrorOf(err: unknown): InfraKind | null {
 export function actionFor(err: unknown): Action {
   if (err instanceof UpstreamError && err.code === 'aborted') return 'delay';
   if (err instanceof LeaseWaitError || err instanceof NoSessionError) return 'delay';
-  if ((err as Error)?.name === 'AbortError') return 'delay'; // shutdown while waiting for budget
+  if (coerceError(err).name === 'AbortError') return 'delay'; // shutdown while waiting for budget
   for (const [cls, action] of TABLE) if (err instanceof cls) return action;
   if (infraErrorOf(err)) return 'delay';
   return 'fail';

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '@storycheck/config';
-import { redactString, type Logger } from '@storycheck/logger';
+import { coerceError, redactString, type Logger } from '@storycheck/logger';
 import {
   ResultRecorder,
   getBatchStatus,
@@ -342,8 +342,8 @@ async function startWorkerOn(
     try {
       payload = parseCheckPayload(job.data);
     } catch (e) {
-      logger.error('job payload rejected', { jobId: job.id, error: (e as Error).message });
-      throw new UnrecoverableError(`invalid payload: ${(e as Error).message}`);
+      logger.error('job payload rejected', { jobId: job.id, error: coerceError(e).message });
+      throw new UnrecoverableError(`invalid payload: ${coerceError(e).message}`);
     }
     const { batchId, username } = payload;
     const log = logger.child({ batchId, jobId: job.id });
@@ -377,9 +377,9 @@ async function startWorkerOn(
         finishedAt,
         totalMs: finishedAt.getTime() - t0.getTime(),
         attempt,
-        errorClass: (err as Error).name,
+        errorClass: coerceError(err).name,
         errorCode: errorCode(err),
-        errorMessage: redactString((err as Error).message ?? String(err)),
+        errorMessage: redactString(coerceError(err).message),
         cause: causeChain(err).map((c) => ({ ...c, message: redactString(c.message) })),
       };
       if (action === 'delay') {

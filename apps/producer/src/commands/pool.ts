@@ -11,7 +11,7 @@ import {
   type SessionRow,
 } from '@storycheck/db';
 import { parseRate } from '@storycheck/config';
-import { registerSecret } from '@storycheck/logger';
+import { coerceError, registerSecret } from '@storycheck/logger';
 import {
   decryptSessionCookies,
   encryptSecret,
@@ -130,7 +130,7 @@ export async function proxiesImport(ctx: Context, source: string): Promise<void>
     try {
       parsed.push(parseProxyLine(line, ctx.config.allowPrivateProxies));
     } catch (e) {
-      throw new UsageError(`line ${i + 1}: ${(e as Error).message}; nothing imported`);
+      throw new UsageError(`line ${i + 1}: ${coerceError(e).message}; nothing imported`);
     }
   }
   if (parsed.length === 0) throw new UsageError('no proxies in input; nothing imported');
@@ -255,7 +255,7 @@ function validateSession(v: unknown, where: string): SessionInputRow {
     try {
       parseRate(rate);
     } catch (e) {
-      throw new UsageError(`${where} (${label}): rate ${(e as Error).message}; nothing imported`);
+      throw new UsageError(`${where} (${label}): rate ${coerceError(e).message}; nothing imported`);
     }
   }
   const burst = o.burst;
@@ -288,7 +288,7 @@ export async function sessionsImport(ctx: Context, source: string): Promise<void
   } catch (e) {
     if (e instanceof UsageError) throw e;
     throw new UsageError(
-      `input is not JSON: ${(e as Error).message.split('\n')[0]}; nothing imported`,
+      `input is not JSON: ${coerceError(e).message.split('\n')[0]}; nothing imported`,
     );
   }
   if (items.length === 0) throw new UsageError('no sessions in input; nothing imported');
@@ -465,7 +465,7 @@ export async function sessionsCheck(
         }
       } catch (e) {
         result = 'unknown';
-        detail = `${(e as Error).name}: ${(e as { code?: string }).code ?? (e as Error).message}`;
+        detail = `${coerceError(e).name}: ${(e as { code?: string }).code ?? coerceError(e).message}`;
         if (e instanceof ThrottledError)
           await pool.reportThrottled(lease.lease, {
             retryAfterMs: e.retryAfterMs,
