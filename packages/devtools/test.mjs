@@ -1,28 +1,33 @@
 #!/usr/bin/env node
-// The README's test command (`npm test`): bootstrap (pnpm, install, build), then one jest run
-// over every app and package against the real Redis and PostgreSQL, ending with one line:
-// "N passed, N failed".
+// The README's test command (`npm test`): bootstrap (pnpm, install, build), the checks (tsc,
+// eslint, knip), then one jest run over every app and package against the real Redis and
+// PostgreSQL, ending with one line: "N passed, N failed".
 import { spawnSync } from 'node:child_process';
 import { ROOT, bootstrap, requireServices, runJestWithReport, step, turboEnv } from './lib.mjs';
 
 try {
   await requireServices();
   const pnpm = bootstrap();
-  // swc does not type-check: the compiler and the linter are checks of their own, and each
-  // one that fails counts as one failed test in the totals.
+  // swc does not type-check: the compiler, the linter and knip are checks of their own, and
+  // each one that fails counts as one failed test in the totals.
   let checkFailures = 0;
-  for (const [what, args] of [
+  for (const [what, args, failure] of [
     [
       'typecheck (tsc, src and tests)',
       ['exec', 'turbo', 'run', 'typecheck', '--output-logs=errors-only'],
     ],
     ['lint (eslint)', ['exec', 'eslint', '.']],
+    [
+      'unused files, exports and dependencies (knip)',
+      ['exec', 'knip', '--no-progress'],
+      'knip found unused files, exports or dependencies (listed above): remove them, or say why in knip.json',
+    ],
   ]) {
     step(what);
     const c = spawnSync(pnpm, args, { cwd: ROOT, stdio: 'inherit', env: turboEnv() });
     if (c.status !== 0) {
       checkFailures++;
-      process.stderr.write(`test: ${what} failed\n`);
+      process.stderr.write(`test: ${failure ?? `${what} failed`}\n`);
     }
   }
   step('running the test suite (jest)');

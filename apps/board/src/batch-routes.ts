@@ -13,7 +13,7 @@ import {
   type Db,
   type ResultFormat,
 } from '@storycheck/db';
-import type { Logger } from '@storycheck/logger';
+import { coerceError, type Logger } from '@storycheck/logger';
 import type { ResultRecord } from '@storycheck/model';
 import { batchIdSchema } from '@storycheck/queue';
 import {
@@ -24,6 +24,7 @@ import {
   type BatchPageData,
 } from './batch-page.js';
 import { renderErrorPage } from './pages.js';
+import { within } from './within.js';
 
 /** Where `/batches/:id` and its downloads read from. */
 export interface BatchDetailSource {
@@ -104,8 +105,8 @@ async function sendResults(
     if (buf) await flush(buf);
     res.end();
   } catch (err) {
-    logger.warn('results download failed', { error: (err as Error).message });
-    res.destroy(err as Error);
+    logger.warn('results download failed', { error: coerceError(err).message });
+    res.destroycoerceError(err);
   }
 }
 
@@ -141,7 +142,7 @@ export function mountBatchRoutes(
     try {
       data = await within(source.page(id, { filter, page }), opts.timeoutMs);
     } catch (err) {
-      opts.logger.warn('batch page: cannot read the batch', { error: (err as Error).message });
+      opts.logger.warn('batch page: cannot read the batch', { error: coerceError(err).message });
       res
         .status(503)
         .set('cache-control', 'no-store')
@@ -171,7 +172,7 @@ export function mountBatchRoutes(
         return notFound(res, 'No such batch.');
     } catch (err) {
       opts.logger.warn('results download: cannot read the batch', {
-        error: (err as Error).message,
+        error: coerceError(err).message,
       });
       res.status(503).json({ error: 'Postgres is unavailable' });
       return;
@@ -183,17 +184,4 @@ export function mountBatchRoutes(
     });
     await sendResults(res, source, id, format, opts.logger);
   });
-}
-
-/** Rejects when `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -4,6 +4,9 @@
  * 0 when `GET /healthz` on BOARD_PORT (default 3000) answers 200 on loopback, 1 otherwise. An
  * exec-form check whose arguments hold no space, because some engines (podman's Docker API)
  * split healthcheck arguments on spaces. Dependency-free; prints no configuration.
+ *
+ * Its request-and-exit lines repeat those of apps/upstream-sim/src/healthcheck.ts on
+ * purpose: a healthcheck imports no workspace package, so it starts in tens of milliseconds.
  */
 
 /** Why a request failed, without its message: fetch's cause code (ECONNREFUSED…) or the name. */

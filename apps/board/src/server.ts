@@ -9,7 +9,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Redis } from 'ioredis';
 import type { Config } from '@storycheck/config';
 import { listBatches, openDb, type BatchStatus } from '@storycheck/db';
-import type { Logger } from '@storycheck/logger';
+import { coerceError, type Logger } from '@storycheck/logger';
 import { createPool, createTraffic, type PoolSnapshot, type TrafficBucket } from '@storycheck/pool';
 import { createRedis, openCheckQueue } from '@storycheck/queue';
 import { boardLinks } from './board-links.js';
@@ -17,6 +17,7 @@ import { dbBatchDetail, mountBatchRoutes, type BatchDetailSource } from './batch
 import { BoardMetrics } from './metrics.js';
 import { renderBatchesPage, renderErrorPage, renderPoolPage } from './pages.js';
 import { renderTraffic } from './pool-traffic.js';
+import { answers, within } from './within.js';
 
 /** Realm sent in `WWW-Authenticate`; browsers show it in the login prompt. */
 const REALM = 'storycheck';
@@ -121,40 +122,6 @@ function basicAuth(user: string, password: string) {
   };
 }
 
-/** Resolves true when `check` resolves within `timeoutMs`, false on rejection or timeout. */
-async function answers(check: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([
-      Promise.resolve()
-        .then(check)
-        .then(
-          () => true,
-          () => false,
-        ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Rejects when `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Sends a server-rendered page, never cached (it may show operator data). */
 function sendPage(res: Response, status: number, html: string): void {
   res.status(status).set('cache-control', 'no-store').type('html').send(html);
@@ -186,7 +153,7 @@ async function poolPage(opts: BoardAppOptions, res: Response): Promise<void> {
   try {
     snap = await within(opts.poolSnapshot(), PAGE_READ_TIMEOUT_MS);
   } catch (err) {
-    opts.logger.warn('pool page: cannot read the pool', { error: (err as Error).message });
+    opts.logger.warn('pool page: cannot read the pool', { error: coerceError(err).message });
     sendPage(res, 503, renderErrorPage('/pool', 'Redis is unavailable: cannot read the pool.'));
     return;
   }
@@ -200,7 +167,7 @@ async function poolPage(opts: BoardAppOptions, res: Response): Promise<void> {
         globalPerS: opts.globalPerS,
       });
     } catch (err) {
-      opts.logger.warn('pool page: cannot read traffic', { error: (err as Error).message });
+      opts.logger.warn('pool page: cannot read traffic', { error: coerceError(err).message });
     }
   }
   sendPage(res, 200, renderPoolPage(snap, traffic));
@@ -218,7 +185,7 @@ async function batchesPage(opts: BoardAppOptions, req: Request, res: Response): 
   try {
     rows = await within(opts.listBatches(limit), PAGE_READ_TIMEOUT_MS);
   } catch (err) {
-    opts.logger.warn('batches page: cannot read batches', { error: (err as Error).message });
+    opts.logger.warn('batches page: cannot read batches', { error: coerceError(err).message });
     sendPage(
       res,
       503,

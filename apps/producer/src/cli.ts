@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@storycheck/config';
-import { redactString } from '@storycheck/logger';
+import { coerceError, redactString } from '@storycheck/logger';
 import { PoolInputError } from '@storycheck/pool/admin';
 import { Context, InterruptedError, UsageError } from './context.js';
 import { ServiceUnreachableError } from './connectivity.js';
@@ -224,7 +224,7 @@ function exitCodeOf(e: unknown, env: Record<string, string | undefined>): number
     process.stderr.write(`storycheck: ${redactString(e.message)}\n`);
     return 1;
   }
-  const err = e as Error;
+  const err = coerceError(e);
   process.stderr.write(`storycheck: ${redactString(describe(err))}\n`);
   if (debug && err.stack) process.stderr.write(`${redactString(err.stack)}\n`);
   return 1;

@@ -1,65 +1,20 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
-import pg from 'pg';
-import { migrate, openDb, recordResult } from '@storycheck/db';
-import { queuePrefix } from '@storycheck/queue';
-import {
-  TEST_REDIS_URL,
-  createTestDatabase,
-  createTestPrefix,
-  runNode,
-  spawnNode,
-  type TestDatabase,
-  type TestPrefix,
-} from '@storycheck/testkit';
-import { Redis } from 'ioredis';
+import { openDb, recordResult } from '@storycheck/db';
+import { runNode, spawnNode } from '@storycheck/testkit';
+import { CLI, cliWorld } from './cli-world.js';
 
-const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-
-let tdb: TestDatabase;
-let tp: TestPrefix;
-let env: Record<string, string>;
-let dir: string;
-let redis: Redis;
-let queue: Queue;
-let client: pg.Client;
-
-beforeAll(async () => {
-  tdb = await createTestDatabase(migrate);
-  tp = createTestPrefix();
-  env = {
-    DATABASE_URL: tdb.url,
-    STORYCHECK_PREFIX: tp.prefix,
-    REDIS_URL: TEST_REDIS_URL,
-    LOG_LEVEL: 'warn',
-  };
-  dir = await mkdtemp(join(tmpdir(), 'sc-cli-'));
-  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue('story-check', { connection: redis, prefix: queuePrefix(tp.prefix) });
-  client = new pg.Client({ connectionString: tdb.url });
-  await client.connect();
-});
-afterAll(async () => {
-  await client.end();
-  await queue.close();
-  redis.disconnect();
-  await tp.clean();
-  await tdb.drop();
-  await rm(dir, { recursive: true, force: true });
-});
+const w = cliWorld('sc-cli-');
 
 const cli = (args: string[], stdin?: string, extraEnv: Record<string, string> = {}) =>
-  runNode(CLI, args, { ...env, ...extraEnv }, stdin);
+  runNode(CLI, args, { ...w.env, ...extraEnv }, stdin);
 const file = async (name: string, content: string | Buffer) => {
-  const p = join(dir, name);
+  const p = join(w.dir, name);
   await writeFile(p, content);
   return p;
 };
 const jobCount = async () => {
-  const c = await queue.getJobCounts(
+  const c = await w.queue.getJobCounts(
     'waiting',
     'active',
     'delayed',
@@ -70,7 +25,7 @@ const jobCount = async () => {
   return Object.values(c).reduce((a, b) => a + b, 0);
 };
 const batchCount = async () =>
-  Number((await client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
+  Number((await w.client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
 
 describe('storycheck enqueue', () => {
   it('reports invalid lines with line numbers and enqueues only valid, distinct names', async () => {
@@ -90,7 +45,7 @@ describe('storycheck enqueue', () => {
       { line: 5, input: 'x'.repeat(31), reason: 'too long (31 characters, at most 30)' },
     ]);
     expect(await jobCount()).toBe(before + 3);
-    const items = await client.query(
+    const items = await w.client.query(
       'SELECT username, seq FROM items WHERE batch_id = $1 ORDER BY seq',
       [out.batchId],
     );
@@ -99,7 +54,7 @@ describe('storycheck enqueue', () => {
       { username: 'bob', seq: 2 },
       { username: 'carl_x', seq: 6 },
     ]);
-    const jobs = await queue.getJobs(['waiting']);
+    const jobs = await w.queue.getJobs(['waiting']);
     const mine = jobs.filter((j) => (j.data as { batchId: string }).batchId === out.batchId);
     expect(mine.map((j) => (j.data as { username: string }).username).sort()).toEqual([
       'anna',
@@ -143,7 +98,7 @@ describe('storycheck enqueue', () => {
       duplicates: 3,
     });
     expect(await jobCount()).toBe(jobs);
-    const n = await client.query('SELECT count(*)::int AS n FROM items WHERE batch_id = $1', [
+    const n = await w.client.query('SELECT count(*)::int AS n FROM items WHERE batch_id = $1', [
       first.batchId,
     ]);
     expect(n.rows[0].n).toBe(3);
@@ -166,14 +121,14 @@ describe('storycheck enqueue', () => {
 
   it('--wait --json prints ONE object: the final status with the enqueue counts', async () => {
     const name = `wait-json-${Date.now()}`;
-    const p = spawnNode(CLI, ['enqueue', '-', '--wait', '--json', '--name', name], env);
+    const p = spawnNode(CLI, ['enqueue', '-', '--wait', '--json', '--name', name], w.env);
     p.child.stdin!.end('w1\nw2\nw1\nbad name\n');
     // Play the worker: once the batch is sealed, record a result for each of its items.
-    const dbh = openDb(tdb.url, { max: 1 });
+    const dbh = openDb(w.tdb.url, { max: 1 });
     try {
       let batchId: string | undefined;
       for (let i = 0; i < 1_500 && !batchId; i++) {
-        const r = await client.query('SELECT id FROM batches WHERE name = $1 AND sealed', [name]);
+        const r = await w.client.query('SELECT id FROM batches WHERE name = $1 AND sealed', [name]);
         batchId = r.rows[0]?.id;
         if (!batchId) await new Promise((res) => setTimeout(res, 100));
       }
@@ -263,7 +218,7 @@ describe('storycheck enqueue', () => {
   });
 
   it('a missing file, a bad option and a bad variable each exit 2 with one line', async () => {
-    const missing = await cli(['enqueue', join(dir, 'nope.txt')]);
+    const missing = await cli(['enqueue', join(w.dir, 'nope.txt')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^storycheck: cannot read .*nope\.txt: no such file\n$/);
     const badOpt = await cli(['enqueue', '--frobnicate', 'x']);
@@ -298,7 +253,7 @@ describe('storycheck results', () => {
       'mike,pending,,,,,,0,false,',
       '',
     ]);
-    const out = join(dir, 'out.json');
+    const out = join(w.dir, 'out.json');
     expect((await cli(['results', batchId, '--format', 'json', '--output', out])).code).toBe(0);
     expect(
       JSON.parse(await readFile(out, 'utf8')).map((r: { username: string }) => r.username),

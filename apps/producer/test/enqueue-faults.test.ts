@@ -1,71 +1,24 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
-import pg from 'pg';
-import { Redis } from 'ioredis';
-import { STORY_CHECK_QUEUE, queuePrefix } from '@storycheck/queue';
-import { migrate } from '@storycheck/db';
-import {
-  TEST_REDIS_URL,
-  createTestDatabase,
-  createTestPrefix,
-  runNode,
-  spawnNode,
-  waitFor,
-  type TestDatabase,
-  type TestPrefix,
-} from '@storycheck/testkit';
+import { runNode, spawnNode, waitFor } from '@storycheck/testkit';
+import { CLI, cliWorld } from './cli-world.js';
 
 // Enqueue under faults (issue 14, item 4): services that do not answer, and an operator's
 // Ctrl-C or SIGTERM in the middle of a large enqueue. The real CLI is spawned each time.
 
-const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-
-let tdb: TestDatabase;
-let tp: TestPrefix;
-let env: Record<string, string>;
-let dir: string;
-let redis: Redis;
-let queue: Queue;
-let client: pg.Client;
-
-beforeAll(async () => {
-  tdb = await createTestDatabase(migrate);
-  tp = createTestPrefix();
-  env = {
-    DATABASE_URL: tdb.url,
-    STORYCHECK_PREFIX: tp.prefix,
-    REDIS_URL: TEST_REDIS_URL,
-    LOG_LEVEL: 'warn',
-  };
-  dir = await mkdtemp(join(tmpdir(), 'sc-enq-faults-'));
-  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue(STORY_CHECK_QUEUE, { connection: redis, prefix: queuePrefix(tp.prefix) });
-  client = new pg.Client({ connectionString: tdb.url });
-  await client.connect();
-});
-afterAll(async () => {
-  await client.end();
-  await queue.close();
-  redis.disconnect();
-  await tp.clean();
-  await tdb.drop();
-  await rm(dir, { recursive: true, force: true });
-});
+const w = cliWorld('sc-enq-faults-');
 
 const cli = (args: string[], extraEnv: Record<string, string> = {}) =>
-  runNode(CLI, args, { ...env, ...extraEnv });
+  runNode(CLI, args, { ...w.env, ...extraEnv });
 const batchCount = async () =>
-  Number((await client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
+  Number((await w.client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
 const jobCount = async () => {
-  const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+  const c = await w.queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
   return Object.values(c).reduce((a, b) => a + b, 0);
 };
 async function namesFile(file: string, n: number, from = 0): Promise<string> {
-  const p = join(dir, file);
+  const p = join(w.dir, file);
   const lines: string[] = [];
   for (let i = from; i < from + n; i++) lines.push(`user_${String(i).padStart(7, '0')}`);
   await writeFile(p, `${lines.join('\n')}\n`);
@@ -112,13 +65,13 @@ describe('enqueue stopped by a signal', () => {
     '%s mid-enqueue: flushes, prints the batch id and the resume command, exit %i; the batch shows as unsealed until resumed',
     async (sig, exitCode) => {
       const p = await namesFile(`big-${sig}.txt`, N);
-      const proc = spawnNode(CLI, ['enqueue', p], env);
+      const proc = spawnNode(CLI, ['enqueue', p], w.env);
       proc.child.stdin!.end();
       // The batch row exists and its first chunks are written: the enqueue is in the middle.
       const batchId = await waitFor(
         async () =>
           (
-            await client.query(
+            await w.client.query(
               'SELECT id FROM batches WHERE total >= 2000 AND created_at > now() - interval $$5 minutes$$ AND NOT sealed',
             )
           ).rows[0]?.id as string | undefined,
@@ -138,15 +91,16 @@ describe('enqueue stopped by a signal', () => {
       expect(lines[1]).toBe(`resume with: storycheck enqueue ${p} --batch-id ${batchId}`);
 
       // Flushed: every row written has its job, and the interruption came well before the end.
-      const b = (await client.query('SELECT * FROM batches WHERE id = $1', [batchId])).rows[0];
+      const b = (await w.client.query('SELECT * FROM batches WHERE id = $1', [batchId])).rows[0];
       expect(b.sealed).toBe(false);
       expect(b.total).toBeLessThan(N);
-      const rows = await client.query('SELECT count(*)::int AS n FROM items WHERE batch_id = $1', [
-        batchId,
-      ]);
+      const rows = await w.client.query(
+        'SELECT count(*)::int AS n FROM items WHERE batch_id = $1',
+        [batchId],
+      );
       expect(rows.rows[0].n).toBe(b.total);
       const jobsOfBatch = (
-        await queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1)
+        await w.queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1)
       ).filter((j) => j.data.batchId === batchId).length;
       expect(jobsOfBatch).toBe(b.total);
 
@@ -165,16 +119,17 @@ describe('enqueue stopped by a signal', () => {
       // The printed command finishes it: every name once, sealed.
       const resume = await cli(lines[1]!.replace('resume with: storycheck ', '').split(' '));
       expect(resume.code).toBe(0);
-      const after = (await client.query('SELECT * FROM batches WHERE id = $1', [batchId])).rows[0];
+      const after = (await w.client.query('SELECT * FROM batches WHERE id = $1', [batchId]))
+        .rows[0];
       expect(after).toMatchObject({ sealed: true, total: N });
-      const distinct = await client.query(
+      const distinct = await w.client.query(
         'SELECT count(*)::int AS n, count(DISTINCT username)::int AS d FROM items WHERE batch_id = $1',
         [batchId],
       );
       expect(distinct.rows[0]).toEqual({ n: N, d: N });
       expect(JSON.parse((await cli(['status', batchId, '--json'])).stdout).sealed).toBe(true);
       // Drop this batch's jobs so the next case counts only its own.
-      await queue.obliterate({ force: true });
+      await w.queue.obliterate({ force: true });
     },
     300_000,
   );
@@ -195,7 +150,7 @@ describe('enqueue stopped by a signal', () => {
     try {
       const p = await namesFile('never.txt', 10);
       const proc = spawnNode(CLI, ['enqueue', p], {
-        ...env,
+        ...w.env,
         REDIS_URL: `redis://127.0.0.1:${port}`,
       });
       proc.child.stdin!.end();

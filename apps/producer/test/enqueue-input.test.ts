@@ -1,23 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
 import fc from 'fast-check';
-import pg from 'pg';
-import { Redis } from 'ioredis';
-import { STORY_CHECK_QUEUE, queuePrefix } from '@storycheck/queue';
-import { migrate } from '@storycheck/db';
-import {
-  TEST_REDIS_URL,
-  createTestDatabase,
-  createTestPrefix,
-  runNode,
-  type TestDatabase,
-  type TestPrefix,
-} from '@storycheck/testkit';
+import { runNode } from '@storycheck/testkit';
 import { HEADER_WORDS } from '../src/input.js';
+import { CLI, cliWorld } from './cli-world.js';
 
 /**
  * `storycheck enqueue` against hostile and mistaken input, through the real CLI, Postgres and
@@ -26,50 +13,25 @@ import { HEADER_WORDS } from '../src/input.js';
  * reader that closes the pipe early.
  */
 
-const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const w = cliWorld('sc-input-');
 
-let tdb: TestDatabase;
-let tp: TestPrefix;
-let env: Record<string, string>;
-let dir: string;
-let redis: Redis;
-let queue: Queue;
-let client: pg.Client;
-
-beforeAll(async () => {
-  tdb = await createTestDatabase(migrate);
-  tp = createTestPrefix();
-  env = {
-    DATABASE_URL: tdb.url,
-    STORYCHECK_PREFIX: tp.prefix,
-    REDIS_URL: TEST_REDIS_URL,
-    LOG_LEVEL: 'warn',
-  };
-  dir = await mkdtemp(join(tmpdir(), 'sc-input-'));
-  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-  queue = new Queue(STORY_CHECK_QUEUE, { connection: redis, prefix: queuePrefix(tp.prefix) });
-  client = new pg.Client({ connectionString: tdb.url });
-  await client.connect();
-});
-afterAll(async () => {
-  await client.end();
-  await queue.close();
-  redis.disconnect();
-  await tp.clean();
-  await tdb.drop();
-  await rm(dir, { recursive: true, force: true });
-});
-
-const cli = (args: string[], stdin?: string) => runNode(CLI, args, env, stdin);
+const cli = (args: string[], stdin?: string) => runNode(CLI, args, w.env, stdin);
 const jobCount = async () =>
   Object.values(
-    await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'),
+    await w.queue.getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'completed',
+      'failed',
+      'prioritized',
+    ),
   ).reduce((a, b) => a + b, 0);
 const batchCount = async () =>
-  Number((await client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
+  Number((await w.client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
 const itemNames = async (batchId: string) =>
   (
-    await client.query('SELECT username FROM items WHERE batch_id = $1 ORDER BY seq', [batchId])
+    await w.client.query('SELECT username FROM items WHERE batch_id = $1 ORDER BY seq', [batchId])
   ).rows.map((r: { username: string }) => r.username);
 
 /** One generated input: its bytes, file name, extra arguments and what a person expects. */
@@ -201,7 +163,7 @@ describe('storycheck enqueue over generated input (fuzz)', () => {
     await fc.assert(
       fc.asyncProperty(cases, async (c) => {
         n++;
-        const path = join(dir, `${n}-${c.file}`);
+        const path = join(w.dir, `${n}-${c.file}`);
         await writeFile(path, c.content);
         const batches = await batchCount();
         const jobs = await jobCount();
@@ -239,7 +201,7 @@ describe('storycheck enqueue over generated input (fuzz)', () => {
 });
 
 async function writeAndPath(name: string, content: Buffer | string): Promise<string> {
-  const p = join(dir, name);
+  const p = join(w.dir, name);
   await writeFile(p, content);
   return p;
 }
@@ -273,7 +235,7 @@ function readFirstLineThenClose(
 ): Promise<{ first: string; code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...w.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

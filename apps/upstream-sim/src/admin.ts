@@ -14,6 +14,7 @@ import type { RequestLog } from './request-log.js';
 import { SESSION_STATES } from './scenario.js';
 import type { Scenario, SessionState } from './scenario.js';
 import type { World } from './world.js';
+import { coerceError } from '@storycheck/logger';
 
 /** What the admin routes read and change. */
 export interface AdminContext {
@@ -60,7 +61,7 @@ export function serveAdmin(
 ): void {
   handleAdmin(ctx, req, res, url).catch((err: unknown) => {
     if (!res.headersSent) {
-      adminJson(res, 400, { message: (err as Error).message, status: 'fail' });
+      adminJson(res, 400, { message: coerceError(err).message, status: 'fail' });
     } else {
       res.destroy();
     }
@@ -164,7 +165,7 @@ function routeAdmin(
         patch = JSON.parse(body);
         decider.updateScenario(patch as Scenario);
       } catch (err) {
-        return adminJson(res, 400, { message: (err as Error).message, status: 'fail' });
+        return adminJson(res, 400, { message: coerceError(err).message, status: 'fail' });
       }
       return adminJson(res, 200, decider.settingsView());
     }

@@ -12,6 +12,7 @@ import { Agent, request } from 'node:http';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { coerceError } from '@storycheck/logger';
 
 const APP_ID = '936619743392459';
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -180,6 +181,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.stderr.write(`bench: ${coerceError(err).message}\n`);
   process.exitCode = 1;
 });

@@ -4,6 +4,9 @@
  * exits 0 when `GET URL` answers 200, 1 otherwise. URL defaults to the admin health route on the
  * default port, `http://127.0.0.1:4100/__sim/health`. One argument without spaces, because some
  * engines (podman's Docker API) split exec-form healthcheck arguments on spaces.
+ *
+ * Its request-and-exit lines repeat those of apps/board/src/healthcheck.ts on
+ * purpose: a healthcheck imports no workspace package, so it starts in tens of milliseconds.
  */
 
 /** Why a request failed, without its message: fetch's cause code (ECONNREFUSED…) or the name. */

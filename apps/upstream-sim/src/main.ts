@@ -6,7 +6,7 @@
  * exit 0.
  */
 import { parseArgs } from 'node:util';
-import { createLogger, onShutdownSignals } from '@storycheck/logger';
+import { coerceError, createLogger, onShutdownSignals } from '@storycheck/logger';
 import { buildDemoSample } from './make-sample.js';
 import { PROXY_BROKEN_MODES } from './proxy.js';
 import type { ProxyPoolOptions } from './proxy.js';
@@ -94,7 +94,7 @@ function budgetFlag(
     try {
       parseRate(rateRaw);
     } catch (err) {
-      throw new UsageError(`--${name}-rate: ${(err as Error).message}`);
+      throw new UsageError(`--${name}-rate: ${coerceError(err).message}`);
     }
   }
   const rate = rateRaw ?? base?.rate;
@@ -148,7 +148,7 @@ function readFlags(argv: string[]) {
   try {
     return parseArgs({ args: argv, strict: true, allowPositionals: false, options: FLAGS }).values;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(coerceError(err).message);
   }
 }
 
@@ -233,7 +233,7 @@ function scenarioFlags(base: Scenario, v: FlagValues): Scenario {
   try {
     return parseScenario(mergeScenario(base, patch));
   } catch (err) {
-    const message = (err as Error).message;
+    const message = coerceError(err).message;
     // Only --session-state can carry a bad value this far (everything else is checked above).
     throw new UsageError(message.includes('sessions[') ? `--session-state: ${message}` : message);
   }
@@ -289,7 +289,7 @@ function parse(argv: string[]) {
     try {
       base = loadScenario(v.scenario);
     } catch (err) {
-      throw new UsageError(`--scenario: ${(err as Error).message}`);
+      throw new UsageError(`--scenario: ${coerceError(err).message}`);
     }
   }
   const scenario = scenarioFlags(base, v);
@@ -366,6 +366,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`storycheck-sim: ${(err as Error).message}\n`);
+  process.stderr.write(`storycheck-sim: ${coerceError(err).message}\n`);
   process.exitCode = 1;
 });

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseRate } from './units.js';
 import type { Rate } from './units.js';
+import { coerceError } from '@storycheck/logger';
 
 /**
  * What the upstream thinks of a session (keyed by its label):
@@ -347,7 +348,7 @@ function checkBudget(v: unknown, path: string, nullable: boolean): void {
     try {
       parseRate(rate);
     } catch (err) {
-      fail(`${path}.rate`, (err as Error).message, rate);
+      fail(`${path}.rate`, coerceError(err).message, rate);
     }
   } else if (
     !isObj(rate) ||
@@ -494,7 +495,7 @@ export function loadScenario(nameOrPath: string): Scenario {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new RangeError(`scenario file ${nameOrPath}: ${(err as Error).message}`, {
+    throw new RangeError(`scenario file ${nameOrPath}: ${coerceError(err).message}`, {
       cause: err,
     });
   }

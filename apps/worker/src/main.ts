@@ -102,7 +102,7 @@ main().then(
     setTimeout(() => process.exit(code), 2_000).unref();
   },
   (e: unknown) => {
-    process.stderr.write(`storycheck-worker: ${(e as Error).message}\n`);
+    process.stderr.write(`storycheck-worker: ${coerceError(e).message}\n`);
     process.exit(1);
   },
 );

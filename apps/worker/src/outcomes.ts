@@ -9,6 +9,7 @@ import {
   UpstreamError,
 } from '@storycheck/story-checker';
 import { LeaseWaitError, NoSessionError } from './errors.js';
+import { coerceError } from '@storycheck/logger';
 
 /**
  * What the worker does with a failed check: the one table of DESIGN.md's error taxonomy, not
@@ -142,7 +143,7 @@ export function infraErrorOf(err: unknown): InfraKind | null {
 export function actionFor(err: unknown): Action {
   if (err instanceof UpstreamError && err.code === 'aborted') return 'delay';
   if (err instanceof LeaseWaitError || err instanceof NoSessionError) return 'delay';
-  if ((err as Error)?.name === 'AbortError') return 'delay'; // shutdown while waiting for budget
+  if (coerceError(err).name === 'AbortError') return 'delay'; // shutdown while waiting for budget
   const row = rowOf(err);
   if (row) return row.action;
   if (infraErrorOf(err)) return 'delay';
@@ -195,7 +196,7 @@ export function throttleDelayMs(
 export function poolReportFor(err: unknown): PoolReport {
   const row = rowOf(err);
   if (!row) return 'none';
-  return typeof row.pool === 'function' ? row.pool(err as Error) : row.pool;
+  return typeof row.pool === 'function' ? row.poolcoerceError(err) : row.pool;
 }
 
 /*

@@ -1,5 +1,5 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { redactString, type Logger } from '@storycheck/logger';
+import { coerceError, redactString, type Logger } from '@storycheck/logger';
 import type { BatchLogEntry, ResultRecorder } from '@storycheck/db';
 import { parseCheckPayload, type CheckPayload } from '@storycheck/queue';
 import { checkUsername, type CheckOutcome, type CheckingParts } from './checking.js';
@@ -109,8 +109,8 @@ export class JobProcessor {
     try {
       return parseCheckPayload(job.data);
     } catch (e) {
-      this.o.logger.error('job payload rejected', { jobId: job.id, error: (e as Error).message });
-      throw new UnrecoverableError(`invalid payload: ${(e as Error).message}`);
+      this.o.logger.error('job payload rejected', { jobId: job.id, error: coerceError(e).message });
+      throw new UnrecoverableError(`invalid payload: ${coerceError(e).message}`);
     }
   }
 
@@ -280,9 +280,9 @@ function failureEntry(run: JobRun, err: unknown): FailureEntry {
     finishedAt,
     totalMs: finishedAt.getTime() - run.startedAt.getTime(),
     attempt: run.attempt,
-    errorClass: (err as Error).name,
+    errorClass: coerceError(err).name,
     errorCode: errorCode(err),
-    errorMessage: redactString((err as Error).message ?? String(err)),
+    errorMessage: redactString(coerceError(err).message ?? String(err)),
     cause: causeChain(err).map((c) => ({ ...c, message: redactString(c.message) })),
   };
 }

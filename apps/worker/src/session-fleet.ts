@@ -7,7 +7,7 @@ import {
   type ProxyRow,
   type SessionRow,
 } from '@storycheck/db';
-import type { Logger } from '@storycheck/logger';
+import { coerceError, type Logger } from '@storycheck/logger';
 import {
   createTraffic,
   decryptSessionCookies,
@@ -168,7 +168,7 @@ export class Fleet {
       f.refresh()
         .then(() => f.mirror())
         .catch((e: unknown) =>
-          opts.logger.warn('pool sync failed', { error: (e as Error).message }),
+          opts.logger.warn('pool sync failed', { error: coerceError(e).message }),
         );
     }, every);
     f.timer.unref();

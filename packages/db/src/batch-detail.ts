@@ -2,6 +2,7 @@ import { and, asc, desc, eq, sql } from 'drizzle-orm';
 import type { ResultRecord } from '@storycheck/model';
 import type { Db } from './client.js';
 import { batchLog, items } from './schema.js';
+import { resultRecordOf } from './batches.js';
 
 /**
  * Read-only queries behind the board's page for one batch: checks finished per time bucket,
@@ -151,17 +152,6 @@ export async function batchItemsPage(
     .limit(opts.limit);
   return {
     total: Number(count?.n ?? 0),
-    rows: rows.map((r) => ({
-      username: r.username,
-      status: r.status as ResultRecord['status'],
-      storyCount: r.storyCount,
-      latestStoryAt: r.latestStoryAt?.toISOString() ?? null,
-      expiresAt: r.expiresAt?.toISOString() ?? null,
-      userId: r.userId,
-      checkedAt: r.checkedAt?.toISOString() ?? null,
-      attempts: r.attempts,
-      cached: r.cached,
-      error: r.error,
-    })),
+    rows: rows.map(resultRecordOf),
   };
 }

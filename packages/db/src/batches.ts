@@ -322,23 +322,28 @@ export async function* streamResults(
       .orderBy(asc(items.seq), asc(items.id))
       .limit(pageSize);
     for (const r of rows) {
-      yield {
-        username: r.username,
-        status: r.status as ResultRecord['status'],
-        storyCount: r.storyCount,
-        latestStoryAt: r.latestStoryAt?.toISOString() ?? null,
-        expiresAt: r.expiresAt?.toISOString() ?? null,
-        userId: r.userId,
-        checkedAt: r.checkedAt?.toISOString() ?? null,
-        attempts: r.attempts,
-        cached: r.cached,
-        error: r.error,
-      };
+      yield resultRecordOf(r);
     }
     if (rows.length < pageSize) return;
     const last: typeof items.$inferSelect = rows[rows.length - 1]!;
     cursor = { seq: last.seq, id: last.id };
   }
+}
+
+/** An item row as a result record (`results`, the board's batch page). */
+export function resultRecordOf(r: typeof items.$inferSelect): ResultRecord {
+  return {
+    username: r.username,
+    status: r.status as ResultRecord['status'],
+    storyCount: r.storyCount,
+    latestStoryAt: r.latestStoryAt?.toISOString() ?? null,
+    expiresAt: r.expiresAt?.toISOString() ?? null,
+    userId: r.userId,
+    checkedAt: r.checkedAt?.toISOString() ?? null,
+    attempts: r.attempts,
+    cached: r.cached,
+    error: r.error,
+  };
 }
 
 /** One batch-log row to append (a check attempt or a batch event). */

@@ -4,7 +4,7 @@
  * of the config schema, every error code and class in the sources, every Prometheus metric of
  * the worker and the board has its entry, and nothing is documented that the code lacks. Last,
  * each page equals what packages/devtools/docs-gen.mjs produces now (`npm run docs:gen`).
- * Needs the workspace built (dist/), as every test here.
+ * Needs the workspace built (dist/): docs-gen.mjs imports the built modules by path.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -6,6 +6,7 @@ export {
   type ShutdownMessages,
   type ShutdownOptions,
 } from './shutdown.js';
+export { coerceError } from './errors.js';
 
 export {
   REDACTED,

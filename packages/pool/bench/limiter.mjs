@@ -16,7 +16,7 @@
 // its own call count beside Redis's so a difference is visible.
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { createPool } from '../dist/index.js';
+import { createPool } from '@storycheck/pool';
 
 const quick = process.argv.includes('--quick');
 const PHASE_MS = quick ? 1_000 : 5_000;

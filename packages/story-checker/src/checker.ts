@@ -2,7 +2,7 @@ import type https from 'node:https';
 import got, { RequestError, type Got, type RequestFunction } from 'got';
 import http2wrapper from 'http2-wrapper';
 import { AgentPool } from './agents.js';
-import type { Logger } from '@storycheck/logger';
+import { coerceError, type Logger } from '@storycheck/logger';
 import type { StoryResult } from '@storycheck/model';
 import { classifyAnswer, type AnswerFacts } from './classify.js';
 import {
@@ -361,7 +361,7 @@ export class StoryChecker {
       );
     } catch (e) {
       throw new ProxyError(
-        `connect via proxy ${proxy?.label ?? '-'} failed: ${(e as { code?: string }).code ?? (e as Error).message}`,
+        `connect via proxy ${proxy?.label ?? '-'} failed: ${(e as { code?: string }).code ?? coerceError(e).message}`,
         { cause: e },
       );
     }
@@ -483,7 +483,7 @@ function networkError(e: unknown, endpoint: string, opts: CheckOptions): StoryCh
       e instanceof RequestError && e.name === 'TimeoutError' && /response|read/.test(e.message);
     if (!slowAnswer) {
       return new ProxyError(
-        `${endpoint} via proxy ${opts.proxy.label} failed: ${code || (e as Error).message}`,
+        `${endpoint} via proxy ${opts.proxy.label} failed: ${code || coerceError(e).message}`,
         {
           cause: e,
         },

@@ -57,35 +57,59 @@ function park(spares: Socket[], s: Socket): void {
   spares.push(s);
 }
 
+/** The parent class's own createConnection (hpagent's: a new CONNECT tunnel), called on `agent`. */
+type ParentConnect = (
+  agent: Spares,
+  options: object,
+  callback?: (err: Error | null, socket: Socket | null) => void,
+) => void;
+
+function parentConnect(proto: HttpProxyAgent | HttpsProxyAgent): ParentConnect {
+  const { createConnection } = proto as unknown as {
+    createConnection(o: object, cb?: ConnectCallback | AgentCallback): void;
+  };
+  return (agent, options, callback) => createConnection.call(agent, options, callback);
+}
+
+const httpConnect = parentConnect(HttpProxyAgent.prototype);
+const httpsConnect = parentConnect(HttpsProxyAgent.prototype);
+
+/** createConnection with spares: a ready spare when there is one, else the parent's tunnel. */
+function connectOrSpare(
+  agent: Spares,
+  parent: ParentConnect,
+  options: ClientRequestArgs,
+  callback?: AgentCallback,
+): void {
+  const s = takeSpare(agent.spares);
+  if (s) {
+    process.nextTick(() => callback?.(null, s));
+    return;
+  }
+  parent(agent, options, callback as ConnectCallback | undefined);
+}
+
+/** Opens one tunnel with the parent's createConnection and keeps it as a spare. */
+function openSpareWith(agent: Spares, parent: ParentConnect, options: object): Promise<void> {
+  return new Promise((resolve, reject) => {
+    parent(agent, options, (err, s) => {
+      if (err || !s) return reject(err ?? new Error('no socket'));
+      park(agent.spares, s);
+      resolve();
+    });
+  });
+}
+
 /** hpagent's HTTP forwarding agent (CONNECT tunnel per socket) with spare tunnels. */
 export class SpareHttpProxyAgent extends HttpProxyAgent implements Spares {
   readonly spares: Socket[] = [];
 
   override createConnection(options: ClientRequestArgs, callback?: AgentCallback): undefined {
-    const s = takeSpare(this.spares);
-    if (s) {
-      process.nextTick(() => callback?.(null, s));
-      return;
-    }
-    (
-      HttpProxyAgent.prototype as unknown as {
-        createConnection(o: object, cb?: AgentCallback): void;
-      }
-    ).createConnection.call(this, options, callback);
+    connectOrSpare(this, httpConnect, options, callback);
   }
 
   openSpare(host: string, port: number, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      (
-        HttpProxyAgent.prototype as unknown as {
-          createConnection(o: object, cb: ConnectCallback): void;
-        }
-      ).createConnection.call(this, { host, port, timeout: timeoutMs }, (err, s) => {
-        if (err || !s) return reject(err ?? new Error('no socket'));
-        park(this.spares, s);
-        resolve();
-      });
-    });
+    return openSpareWith(this, httpConnect, { host, port, timeout: timeoutMs });
   }
 }
 
@@ -94,34 +118,11 @@ export class SpareHttpsProxyAgent extends HttpsProxyAgent implements Spares {
   readonly spares: Socket[] = [];
 
   override createConnection(options: ClientRequestArgs, callback?: AgentCallback): undefined {
-    const s = takeSpare(this.spares);
-    if (s) {
-      process.nextTick(() => callback?.(null, s));
-      return;
-    }
-    (
-      HttpsProxyAgent.prototype as unknown as {
-        createConnection(o: object, cb?: AgentCallback): void;
-      }
-    ).createConnection.call(this, options, callback);
+    connectOrSpare(this, httpsConnect, options, callback);
   }
 
   openSpare(host: string, port: number, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      (
-        HttpsProxyAgent.prototype as unknown as {
-          createConnection(o: object, cb: ConnectCallback): void;
-        }
-      ).createConnection.call(
-        this,
-        { host, port, servername: host, timeout: timeoutMs },
-        (err, s) => {
-          if (err || !s) return reject(err ?? new Error('no socket'));
-          park(this.spares, s);
-          resolve();
-        },
-      );
-    });
+    return openSpareWith(this, httpsConnect, { host, port, servername: host, timeout: timeoutMs });
   }
 }
 

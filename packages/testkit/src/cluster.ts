@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './private-redis.js';
+import { freePort, redisServerArgs } from './private-redis.js';
 import { sleep } from './sleep.js';
 
 /** One redis-server (or sentinel) process of a private setup. */
@@ -194,24 +194,13 @@ export async function startRedisCluster(
       while (ports.includes(port) || port === 6379) port = await freePort();
       ports.push(port);
       const child = startProcess([
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
+        ...redisServerArgs(port, dir),
         '--cluster-enabled',
         'yes',
         '--cluster-config-file',
         join(dir, `nodes-${port}.conf`),
         '--cluster-node-timeout',
         String(opts.nodeTimeoutMs ?? 2_000),
-        '--dir',
-        dir,
-        '--dbfilename',
-        `dump-${port}.rdb`,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
       ]);
       processes.set(port, handle(port, child));
     }
@@ -268,21 +257,7 @@ export async function startRedisSentinel(
     let replica = await freePort();
     while (replica === primary) replica = await freePort();
     const data = (port: number, extra: string[] = []) =>
-      startProcess([
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--dbfilename',
-        `dump-${port}.rdb`,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        ...extra,
-      ]);
+      startProcess([...redisServerArgs(port, dir), ...extra]);
     processes.set(primary, handle(primary, data(primary)));
     await waitPing(primary);
     processes.set(

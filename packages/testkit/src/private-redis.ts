@@ -59,6 +59,27 @@ export interface PrivateRedisOptions {
   args?: string[];
 }
 
+/**
+ * The arguments of a throw-away `redis-server` on loopback `port`: files in `dir` (one dump file
+ * name per port, so several servers can share it), no persistence.
+ */
+export function redisServerArgs(port: number, dir: string): string[] {
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--dbfilename',
+    `dump-${port}.rdb`,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+  ];
+}
+
 /** Starts a private `redis-server --port <free> --dir <tmp> --save '' --appendonly no`. */
 export async function startPrivateRedis(opts: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const port = await freePort();
@@ -66,23 +87,9 @@ export async function startPrivateRedis(opts: PrivateRedisOptions = {}): Promise
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
-    child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        ...(opts.args ?? []),
-      ],
-      { stdio: 'ignore' },
-    );
+    child = spawn('redis-server', [...redisServerArgs(port, dir), ...(opts.args ?? [])], {
+      stdio: 'ignore',
+    });
     for (let i = 0; i < 100; i++) {
       if (await pingOnce(port)) return;
       await sleep(50);

@@ -19,6 +19,7 @@ import {
   type ReadOptions,
 } from '../input.js';
 import { waitForBatch } from './status.js';
+import { coerceError } from '@storycheck/logger';
 
 /** Options of `storycheck enqueue`. */
 export interface EnqueueOptions {
@@ -121,7 +122,7 @@ export async function enqueue(ctx: Context, source: string, opts: EnqueueOptions
     } catch (e) {
       if (writer.batchReady && !(e instanceof UsageError) && !(e instanceof InputError)) {
         throw new Error(
-          `enqueue stopped after ${writer.accepted} names of batch ${batchId} (${(e as Error).message}); ` +
+          `enqueue stopped after ${writer.accepted} names of batch ${batchId} (${coerceError(e).message}); ` +
             `run the same command with --batch-id ${batchId} to finish it`,
           { cause: e },
         );

@@ -12,7 +12,7 @@ import {
 import { UsageError, type Context } from '../context.js';
 
 /** Output formats of `results` (shared with the board's downloads, in @storycheck/db). */
-export { RESULT_FIELDS, RESULT_FORMATS, type ResultFormat } from '@storycheck/db';
+export { RESULT_FORMATS } from '@storycheck/db';
 
 /**
  * `storycheck results <batchId> [--format] [--output FILE]`: streams one record per accepted

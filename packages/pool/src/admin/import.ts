@@ -1,5 +1,5 @@
 import { parseRate } from '@storycheck/config';
-import { registerSecret } from '@storycheck/logger';
+import { coerceError, registerSecret } from '@storycheck/logger';
 import {
   ALLOW_PRIVATE_HINT,
   checkSessionLocally,
@@ -84,7 +84,7 @@ export function parseProxyList(text: string, allowPrivate: boolean): ProxyLine[]
     try {
       parsed.push(parseProxyLine(line, allowPrivate));
     } catch (e) {
-      throw new PoolInputError(`line ${i + 1}: ${(e as Error).message}; nothing imported`);
+      throw new PoolInputError(`line ${i + 1}: ${coerceError(e).message}; nothing imported`);
     }
   }
   if (parsed.length === 0) throw new PoolInputError('no proxies in input; nothing imported');
@@ -144,7 +144,7 @@ const sessionSettings = z.object({
     try {
       parseRate(v);
     } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `rate ${(e as Error).message}` });
+      ctx.addIssue({ code: 'custom', message: `rate ${coerceError(e).message}` });
     }
   }),
   burst: z.number(REFUSED.burst).int(REFUSED.burst).min(1, REFUSED.burst).optional(),
@@ -198,7 +198,7 @@ export function parseSessionList(text: string): SessionEntry[] {
       v = JSON.parse(t);
     } catch (e) {
       throw new PoolInputError(
-        `input is not JSON: ${(e as Error).message.split('\n')[0]}; nothing imported`,
+        `input is not JSON: ${coerceError(e).message.split('\n')[0]}; nothing imported`,
       );
     }
     if (!Array.isArray(v)) throw new PoolInputError('expected a JSON array of session objects');

@@ -1,6 +1,6 @@
 import type { Config } from '@storycheck/config';
 import type { ProxyRow, SessionRow } from '@storycheck/db';
-import type { Logger } from '@storycheck/logger';
+import { coerceError, type Logger } from '@storycheck/logger';
 import { StoryChecker, ThrottledError } from '@storycheck/story-checker';
 import { decryptSessionCookies, proxyUrlWithPassword } from '../credentials.js';
 import type { Lease, Pool } from '../pool.js';
@@ -96,7 +96,7 @@ async function checkOne(
       await pool.reportThrottled(lease, { retryAfterMs: e.retryAfterMs, code: e.code });
     return {
       result: 'unknown',
-      detail: `${(e as Error).name}: ${(e as { code?: string }).code ?? (e as Error).message}`,
+      detail: `${coerceError(e).name}: ${(e as { code?: string }).code ?? coerceError(e).message}`,
     };
   }
 }
