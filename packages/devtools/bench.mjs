@@ -100,6 +100,13 @@ const BENCHES = [
   },
   { id: 'scaling', dir: 'apps/worker', argv: ['bench/scaling.mjs'], runs: 3 },
   {
+    id: 'peers',
+    dir: 'packages/bench-peers',
+    argv: ['peers.mjs'],
+    runs: 1,
+    why: 'four peers one after the other in one process tree (~3 min): one run',
+  },
+  {
     id: 'capacity',
     dir: 'apps/worker',
     argv: ['bench/capacity.mjs'],
