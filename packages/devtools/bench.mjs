@@ -92,6 +92,13 @@ const BENCHES = [
     why: 'long (budget-bound by design): one run',
   },
   {
+    id: 'budgets-hold',
+    dir: 'apps/worker',
+    argv: ['bench/budgets-hold.mjs'],
+    runs: 1,
+    why: '20 cold starts inside the script (the test suite runs 3)',
+  },
+  {
     id: 'overhead',
     dir: 'apps/worker',
     argv: ['bench/overhead.mjs'],
