@@ -1,35 +1,38 @@
 #!/usr/bin/env node
 // Peers, side by side in one run (issue 15): what an engineer would pick instead of this pool to
-// share per-session, per-proxy and global budgets across processes, on the same (private) Redis
-// and against the same simulator budgets.
+// share per-session, per-proxy and global budgets across processes, on one private Redis and
+// against the same simulator budgets. One peer after the other:
 //
-//   limiters   4 processes share 1,000 sessions on 200 egress addresses (a session is bound to
-//              one, five per address) for PHASE seconds each, one peer after the other:
-//                pool          this project's pool (createPool with poolDefaults: the worker's
-//                              BUDGET_MARGIN and LEASE_SPREAD), `acquire()` then send; sleep the
-//                              returned wait when refused
+//   limiters   4 processes × 16 loops share 1,000 sessions on 200 egress addresses (a session is
+//              bound to one, five per address; the simulator sees each as a client IP):
+//                pool          this project's pool: createPool with poolDefaults (the worker's
+//                              BUDGET_MARGIN 0.03 and LEASE_SPREAD 300 ms), `acquire()` then
+//                              send; sleep the returned wait when refused
 //                rlf           rate-limiter-flexible RateLimiterRedis, one consume per budget
-//                              (session, proxy, global; fixed windows of points = rate × duration),
+//                              (session, proxy, global; fixed windows, points = rate × duration),
 //                              sessions taken round robin, an earlier consume rewarded back when a
 //                              later one refuses
 //                bottleneck    Bottleneck clustering on ioredis: a Group of limiters per session
 //                              (minTime = interval) chained to a Group per proxy, chained to one
-//                              global limiter; one job queued per session, requeued when done
-//              → admitted requests/s (answered, not throttled, as the simulator logged them),
-//                Redis µs and Redis calls per admitted request (INFO commandstats of the private
-//                Redis, CONFIG RESETSTAT before each peer; every command counted, pub/sub and
-//                heartbeats included), requests over budget as the simulator counted them
-//                (its throttled answers) and the worst window over budget (lib.mjs worstWindow)
+//                              global limiter; one job queued per session, queued again when done
+//              Each process sets up (Bottleneck: its 1,201 limiters, timed apart), then all start
+//              together; after a warm-up (10 s) the next 20 s are measured → admitted requests/s
+//              (answered, not throttled, as the simulator logged them) and their utilization of the
+//              100/s the budgets allow; Redis time per admitted request (the private Redis's own
+//              CPU time, INFO cpu) and Redis calls per admitted request (every command the
+//              processes send, pipelined, rejected and pub/sub ones included, counted in the
+//              client); the client processes' CPU per admitted request; requests over budget as
+//              the simulator counted them (its throttled answers) and the worst window over budget
+//              (lib.mjs worstWindow), over the whole run
 //   crawlee    2 processes, HttpCrawler (@crawlee/http) with its SessionPool holding the same
 //              1,000 sessions (each bound to its egress address), maxRequestsPerMinute = each
-//              process's share of the ceiling → throttled answers, utilization of the ceiling
+//              process's share of the 100/s → throttled answers, utilization (after 15 s warm-up)
 //
-// The budgets, the simulator's and the configured ones alike: session 0.2/s burst 2, proxy (per
-// egress address) 1/s burst 3, global 250/s burst 25 (not enforced by the simulator, which sees
-// no global budget; a safety net above the 200/s the session and proxy budgets allow). The
-// simulator's penalty after a throttle is 0: one over-budget request costs one throttled answer,
-// not a cascade, so the counts compare. Nobody reports outcomes back (no reportSuccess), so the
-// Redis numbers are the admission's alone.
+// The budgets, the simulator's and the configured ones alike: session 0.1/s burst 2, proxy (per
+// egress address) 0.5/s burst 3, global 125/s burst 50 (the simulator has no global budget; a
+// safety net above the 100/s the session and proxy budgets allow). The simulator's penalty after
+// a throttle is 0: one request over budget costs one throttled answer, not a cascade. Nobody
+// reports outcomes back (no reportSuccess), so the Redis numbers are the admission's alone.
 // Prints; never asserts.   node packages/bench-peers/peers.mjs [--quick]
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -120,10 +123,17 @@ async function child() {
     if (Date.now() >= measureFrom) redisCalls++;
     return sendCommand.apply(this, args);
   };
-  // crawlee: the crawler is built and its queue filled before the go (seconds on a loaded machine).
+  // Set up before the go (seconds on a loaded machine, timed apart): crawlee builds its crawler
+  // and fills its queue; Bottleneck creates its 1,201 limiters and registers them in Redis.
+  const setupT0 = Date.now();
   const crawl = peer === 'crawlee' ? await crawleeChild(mod, simUrl) : undefined;
+  const bn = peer === 'bottleneck' ? await bottleneckSetup(mod.default, redisUrl) : undefined;
+  const setupMs = Date.now() - setupT0;
   const untilMs = await ready();
   measureFrom = untilMs - (JSON.parse(process.env.PEERS_ARGS).runMs ?? 0) + warmMs;
+  // This process's CPU time over the measured part: what the peer costs its client.
+  let cpu0;
+  setTimeout(() => (cpu0 = process.cpuUsage()), Math.max(0, measureFrom - Date.now()));
   const live = () => Date.now() < untilMs;
   let sent = 0;
   if (peer === 'pool') {
@@ -195,21 +205,7 @@ async function child() {
     );
     redis.disconnect();
   } else if (peer === 'bottleneck') {
-    const Bottleneck = mod.default;
-    const connection = new Bottleneck.IORedisConnection({ client: new Redis(redisUrl), Redis });
-    connection.on('error', () => {});
-    const opts = (id, rate) => ({
-      id,
-      datastore: 'ioredis',
-      connection,
-      minTime: Math.round(1000 / rate),
-    });
-    const global = new Bottleneck(opts('bn_g', GLOBAL.rate));
-    const proxies = new Bottleneck.Group(opts('bn_p', PROXY.rate));
-    proxies.on('created', (l) => l.chain(global));
-    const sessions = new Bottleneck.Group(opts('bn_s', SESSION.rate));
-    sessions.on('created', (l, key) => l.chain(proxies.key(`p${proxyOf(Number(key.slice(1)))}`)));
-    for (const l of [global, proxies, sessions]) l.on('error', () => {});
+    const { sessions, connection } = bn;
     // One job queued per session, queued again when it is done: every session always has work.
     const start = Math.floor(Math.random() * SESSIONS);
     const stopped = new Promise((resolve) => setTimeout(resolve, untilMs - Date.now()));
@@ -234,8 +230,38 @@ async function child() {
   } else if (peer === 'crawlee') {
     sent = await crawl(untilMs);
   }
-  process.stdout.write(`${JSON.stringify({ sent, redisCalls })}\n`);
+  const cpu = process.cpuUsage(cpu0);
+  process.stdout.write(
+    `${JSON.stringify({ sent, redisCalls, setupMs, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`,
+  );
   process.exit(0);
+}
+
+/**
+ * Bottleneck clustering on ioredis: a Group of session limiters (minTime = the interval), each
+ * chained to its proxy's limiter in a Group of proxy limiters, each chained to one global
+ * limiter; all created and ready in Redis before it returns.
+ */
+async function bottleneckSetup(Bottleneck, redisUrl) {
+  const connection = new Bottleneck.IORedisConnection({ client: new Redis(redisUrl), Redis });
+  connection.on('error', () => {});
+  const opts = (id, rate) => ({
+    id,
+    datastore: 'ioredis',
+    connection,
+    minTime: Math.round(1000 / rate),
+  });
+  const global = new Bottleneck(opts('bn_g', GLOBAL.rate));
+  const proxies = new Bottleneck.Group(opts('bn_p', PROXY.rate));
+  proxies.on('created', (l) => l.chain(global));
+  const sessions = new Bottleneck.Group(opts('bn_s', SESSION.rate));
+  sessions.on('created', (l, key) => l.chain(proxies.key(`p${proxyOf(Number(key.slice(1)))}`)));
+  for (const l of [global, proxies, sessions]) l.on('error', () => {});
+  const all = [global];
+  for (let i = 0; i < SESSIONS; i++) all.push(sessions.key(`s${i}`));
+  for (let p = 0; p < PROXIES; p++) all.push(proxies.key(`p${p}`));
+  await Promise.all(all.map((l) => l.ready()));
+  return { sessions, connection };
 }
 
 /** What the worker gives createPool for these budgets (BUDGET_MARGIN, LEASE_SPREAD defaults). */
@@ -413,7 +439,7 @@ async function parent() {
    * The simulator's view of the requests from `sinceMs` (answered, throttled, worst windows,
    * utilization of what the budgets allow from the first request to the last).
    */
-  const verdict = (sinceMs) => {
+  const verdict = (sinceMs, { steady = false } = {}) => {
     const log = sim.requestLog().filter((e) => e.timeMs >= sinceMs && e.status !== 0);
     if (log.length === 0)
       return { requests: 0, answered: 0, throttled: 0, windowSecs: 0, utilization: 0, over: 0 };
@@ -423,11 +449,14 @@ async function parent() {
     const windowSecs = (last - first) / 1000;
     const ws = worstWindow(log, (e) => e.session, SESSION.rate, SESSION.burst);
     const wp = worstWindow(log, (e) => e.client, PROXY.rate, PROXY.burst);
-    // What the budgets allow over the window: the binding one of sessions and proxies.
-    const ceiling = Math.min(
-      SESSIONS * (SESSION.burst + SESSION.rate * windowSecs),
-      PROXIES * (PROXY.burst + PROXY.rate * windowSecs),
-    );
+    // What the budgets allow over the window: the binding one of sessions and proxies; after a
+    // warm-up (`steady`) the bursts were spent long ago, so the rates alone.
+    const ceiling = steady
+      ? CEILING * windowSecs
+      : Math.min(
+          SESSIONS * (SESSION.burst + SESSION.rate * windowSecs),
+          PROXIES * (PROXY.burst + PROXY.rate * windowSecs),
+        );
     return {
       requests: log.length,
       answered: log.length - thr.length,
@@ -469,7 +498,7 @@ async function parent() {
       const cpu1 = await redisCpuUs();
       cpu0 = await cpu0;
       const whole = verdict(since);
-      const v = verdict(since + WARM_MS);
+      const v = verdict(since + WARM_MS, { steady: true });
       const firstMs =
         Math.min(
           ...sim
@@ -483,17 +512,21 @@ async function parent() {
         admittedPerSec: v.windowSecs > 0 ? v.answered / v.windowSecs : 0,
         usecPerAdmitted: (cpu1 - cpu0) / Math.max(1, v.answered),
         callsPerAdmitted: calls / Math.max(1, v.answered),
+        clientCpuMsPerAdmitted: per.reduce((a, p) => a + p.cpuMs, 0) / Math.max(1, v.answered),
+        setupSecs: Math.max(...per.map((p) => p.setupMs)) / 1000,
       };
       console.log(
-        `${peer.padEnd(10)} 4 processes × 16 loops, ${firstMs < Infinity ? `first request ${(firstMs / 1000).toFixed(1)} s after the go` : 'NO REQUEST in the whole run'}; measured ${(PHASE_MS / 1000).toFixed(0)} s after a ${(WARM_MS / 1000).toFixed(0)} s warm-up: ` +
+        `${peer.padEnd(10)} 4 processes × 16 loops, set up in ${row.setupSecs.toFixed(1)} s, ${firstMs < Infinity ? `first request ${(firstMs / 1000).toFixed(1)} s after the go` : 'NO REQUEST in the whole run'}; measured ${(PHASE_MS / 1000).toFixed(0)} s after a ${(WARM_MS / 1000).toFixed(0)} s warm-up: ` +
           `${v.requests} requests at the simulator in ${v.windowSecs.toFixed(1)} s, admitted ${row.admittedPerSec.toFixed(1)}/s of ${CEILING}/s (utilization ${v.utilization.toFixed(3)}); ` +
-          `Redis ${row.usecPerAdmitted.toFixed(0)} µs (server CPU) and ${row.callsPerAdmitted.toFixed(2)} calls per admitted request; ` +
+          `Redis ${row.usecPerAdmitted.toFixed(0)} µs (server CPU) and ${row.callsPerAdmitted.toFixed(2)} calls per admitted request, client CPU ${row.clientCpuMsPerAdmitted.toFixed(2)} ms; ` +
           `whole run (warm-up too): ${whole.requests} requests, over budget (throttled by the simulator) ${whole.throttled}, worst window over budget ${whole.over}`,
       );
       const name = { pool: 'pool', rlf: 'rate-limiter-flexible', bottleneck: 'bottleneck' }[peer];
       benchLine(`peers ${name} admitted requests/s`, row.admittedPerSec, 'requests/s');
+      benchLine(`peers ${name} utilization`, v.utilization, 'ratio');
       benchLine(`peers ${name} Redis µs per admitted`, row.usecPerAdmitted, 'µs');
       benchLine(`peers ${name} Redis calls per admitted`, row.callsPerAdmitted, 'calls');
+      benchLine(`peers ${name} client CPU per admitted`, row.clientCpuMsPerAdmitted, 'ms');
       benchLine(
         `peers ${name} over budget (simulator)`,
         whole.throttled,
@@ -509,17 +542,16 @@ async function parent() {
       const share = CEILING / 2;
       let crawleeError;
       const ms = CRAWLEE_WARM_MS + CRAWLEE_MS;
-      const { since, per } = await runChildren('crawlee', 2, ms, { share, maxMs: ms }).catch(
-        (e) => {
-          crawleeError = e;
-          return { since: 0, per: [] };
-        },
-      );
+      const args = { share, maxMs: ms, warmMs: CRAWLEE_WARM_MS, runMs: ms };
+      const { since, per } = await runChildren('crawlee', 2, ms, args).catch((e) => {
+        crawleeError = e;
+        return { since: 0, per: [] };
+      });
       if (crawleeError) {
         console.log(`crawlee    could not run here: ${crawleeError.message.split('\n')[0]}`);
       } else {
         const whole = verdict(since);
-        const v = verdict(since + CRAWLEE_WARM_MS);
+        const v = verdict(since + CRAWLEE_WARM_MS, { steady: true });
         const firstMs =
           Math.min(
             ...sim
@@ -528,10 +560,10 @@ async function parent() {
               .map((e) => e.timeMs),
           ) - since;
         console.log(
-          `crawlee    2 processes, HttpCrawler + SessionPool, maxRequestsPerMinute ${share * 60} each, ${firstMs < Infinity ? `first request ${(firstMs / 1000).toFixed(1)} s after the go` : 'NO REQUEST in the whole run'}; ` +
+          `crawlee    2 processes, HttpCrawler + SessionPool, maxRequestsPerMinute ${share * 60} each, set up in ${(Math.max(...per.map((p) => p.setupMs)) / 1000).toFixed(1)} s, ${firstMs < Infinity ? `first request ${(firstMs / 1000).toFixed(1)} s after the go` : 'NO REQUEST in the whole run'}; ` +
             `measured ${(CRAWLEE_MS / 1000).toFixed(0)} s after a ${(CRAWLEE_WARM_MS / 1000).toFixed(0)} s warm-up: ${v.requests} requests at the simulator in ${v.windowSecs.toFixed(1)} s, ` +
             `answered ${(v.windowSecs > 0 ? v.answered / v.windowSecs : 0).toFixed(1)}/s of ${CEILING}/s (utilization ${v.utilization.toFixed(3)}), throttled ${v.throttled} (${((1000 * v.throttled) / Math.max(1, v.requests)).toFixed(0)} per 1,000); ` +
-            `whole run: ${whole.requests} requests (handled ${per.reduce((a, p) => a + p.sent, 0)}), throttled ${whole.throttled}, worst window over budget ${whole.over}`,
+            `client CPU ${(per.reduce((a, p) => a + p.cpuMs, 0) / Math.max(1, v.answered)).toFixed(2)} ms per answered request; whole run: ${whole.requests} requests (handled ${per.reduce((a, p) => a + p.sent, 0)}), throttled ${whole.throttled}, worst window over budget ${whole.over}`,
         );
         benchLine('peers crawlee throttled answers', whole.throttled, 'count');
         benchLine(
