@@ -16,7 +16,7 @@
 //                              (minTime = interval) chained to a Group per proxy, chained to one
 //                              global limiter; one job queued per session, queued again when done
 //              Each process sets up (Bottleneck: its 1,201 limiters, timed apart), then all start
-//              together; after a warm-up (10 s) the next 20 s are measured → admitted requests/s
+//              together; after a warm-up (15 s) the next 20 s are measured → admitted requests/s
 //              (answered, not throttled, as the simulator logged them) and their utilization of the
 //              100/s the budgets allow; Redis time per admitted request (the private Redis's own
 //              CPU time, INFO cpu) and Redis calls per admitted request (every command the
@@ -34,6 +34,8 @@
 // a throttle is 0: one request over budget costs one throttled answer, not a cascade. Nobody
 // reports outcomes back (no reportSuccess), so the Redis numbers are the admission's alone.
 // Prints; never asserts.   node packages/bench-peers/peers.mjs [--quick]
+// PEERS_ONLY=pool,rlf runs only those limiter peers (empty: crawlee alone); PEERS_DEBUG=1 shows
+// crawlee's log and Bottleneck's failed jobs.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -220,7 +222,9 @@ async function child() {
         })
         .then(
           () => queue(i),
-          () => undefined,
+          (e) => {
+            if (process.env.PEERS_DEBUG) console.error('bottleneck job failed:', e);
+          },
         );
     };
     for (let k = 0; k < SESSIONS; k++) queue((start + k) % SESSIONS);
@@ -365,7 +369,7 @@ async function parent() {
   const { createPool, poolDefaults } = await import('@storycheck/pool');
   const { benchLine, worstWindow } = await import('../../apps/worker/bench/lib.mjs');
   const quick = process.argv.includes('--quick');
-  const WARM_MS = quick ? 2_000 : 10_000;
+  const WARM_MS = quick ? 2_000 : 15_000;
   const PHASE_MS = quick ? 3_000 : 20_000;
   const CRAWLEE_WARM_MS = quick ? 3_000 : 15_000;
   const CRAWLEE_MS = quick ? 3_000 : 25_000;
@@ -518,15 +522,20 @@ async function parent() {
       console.log(
         `${peer.padEnd(10)} 4 processes × 16 loops, set up in ${row.setupSecs.toFixed(1)} s, ${firstMs < Infinity ? `first request ${(firstMs / 1000).toFixed(1)} s after the go` : 'NO REQUEST in the whole run'}; measured ${(PHASE_MS / 1000).toFixed(0)} s after a ${(WARM_MS / 1000).toFixed(0)} s warm-up: ` +
           `${v.requests} requests at the simulator in ${v.windowSecs.toFixed(1)} s, admitted ${row.admittedPerSec.toFixed(1)}/s of ${CEILING}/s (utilization ${v.utilization.toFixed(3)}); ` +
-          `Redis ${row.usecPerAdmitted.toFixed(0)} µs (server CPU) and ${row.callsPerAdmitted.toFixed(2)} calls per admitted request, client CPU ${row.clientCpuMsPerAdmitted.toFixed(2)} ms; ` +
+          (v.answered > 0
+            ? `Redis ${row.usecPerAdmitted.toFixed(0)} µs (server CPU) and ${row.callsPerAdmitted.toFixed(2)} calls per admitted request, client CPU ${row.clientCpuMsPerAdmitted.toFixed(2)} ms; `
+            : `nothing admitted: Redis ${(row.usecPerAdmitted / 1000).toFixed(0)} ms of CPU and ${calls} calls, client CPU ${(row.clientCpuMsPerAdmitted / 1000).toFixed(1)} s, all the same; `) +
           `whole run (warm-up too): ${whole.requests} requests, over budget (throttled by the simulator) ${whole.throttled}, worst window over budget ${whole.over}`,
       );
       const name = { pool: 'pool', rlf: 'rate-limiter-flexible', bottleneck: 'bottleneck' }[peer];
       benchLine(`peers ${name} admitted requests/s`, row.admittedPerSec, 'requests/s');
       benchLine(`peers ${name} utilization`, v.utilization, 'ratio');
-      benchLine(`peers ${name} Redis µs per admitted`, row.usecPerAdmitted, 'µs');
-      benchLine(`peers ${name} Redis calls per admitted`, row.callsPerAdmitted, 'calls');
-      benchLine(`peers ${name} client CPU per admitted`, row.clientCpuMsPerAdmitted, 'ms');
+      // Per admitted request only when some were (none: the costs have no denominator).
+      if (v.answered > 0) {
+        benchLine(`peers ${name} Redis µs per admitted`, row.usecPerAdmitted, 'µs');
+        benchLine(`peers ${name} Redis calls per admitted`, row.callsPerAdmitted, 'calls');
+        benchLine(`peers ${name} client CPU per admitted`, row.clientCpuMsPerAdmitted, 'ms');
+      }
       benchLine(
         `peers ${name} over budget (simulator)`,
         whole.throttled,
