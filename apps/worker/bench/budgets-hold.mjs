@@ -47,8 +47,12 @@ try {
     let err = '';
     jest.stderr.setEncoding('utf8').on('data', (d) => (err += d));
     jest.on('exit', (c) => {
-      // A failed expectation is in the numbers below; jest's own output only when none came.
-      if (c !== 0 && !existsSync(report)) process.stderr.write(err.slice(-4000));
+      // A failed expectation is in the numbers below; jest's own output only when a run did not
+      // finish (a batch that never completed, a crash).
+      const finished = existsSync(report)
+        ? readFileSync(report, 'utf8').split('\n').filter(Boolean).length
+        : 0;
+      if (c !== 0 && finished < RUNS) process.stderr.write(err.slice(-4000));
       resolve(c);
     });
   });
