@@ -6,6 +6,8 @@ export interface BenchMetric {
   value: number;
   unit: string;
   goal?: string;
+  /** The goal must hold in each run: the runner reports the worst run (see summarize). */
+  each?: boolean;
 }
 
 /** One time series a benchmark script printed (`BENCH_SERIES {json}`). */
@@ -81,6 +83,11 @@ export const MARKERS: { start: string; end: string };
 export const CHART_FILE: string;
 export function median(xs: number[]): number;
 export function meets(value: number, goal: string | undefined): boolean | undefined;
+export function summarize(
+  values: number[],
+  goal: string | undefined,
+  each?: boolean,
+): { value: number; met: boolean | undefined };
 export function show(v: number): string;
 export function parseBenchOutput(text: string): {
   lines: string[];

@@ -34,6 +34,31 @@ export function meets(value, goal) {
   ];
 }
 
+/**
+ * One number over its runs: the median, and whether it meets `goal`. A number whose goal must
+ * hold in each run (`each`, from the script's `BENCH` line: e.g. `pool` utilization ≥ 0.95 with
+ * 0 throttled in each of 3 runs) is reported as its worst run instead — the lowest value for a
+ * `>=`/`>` goal, the highest for `<=`/`<`, the farthest from the goal for `==` — and meets the
+ * goal only when every run does. Returns `{ value, met }` (met undefined without a goal).
+ */
+export function summarize(values, goal, each = false) {
+  const m = /^(<=|>=|<|>|==)\s*(-?[\d.]+)/.exec(goal ?? '');
+  if (!each || !m || values.length === 0) {
+    const value = median(values);
+    return { value, met: meets(value, goal) };
+  }
+  const g = Number(m[2]);
+  const badness = {
+    '>=': (v) => -v,
+    '>': (v) => -v,
+    '<=': (v) => v,
+    '<': (v) => v,
+    '==': (v) => Math.abs(v - g),
+  }[m[1]];
+  const value = values.reduce((w, v) => (badness(v) > badness(w) ? v : w));
+  return { value, met: values.every((v) => meets(v, goal)) };
+}
+
 /** A number for people: integers ≥ 100 with thousands separators, else 3 significant digits. */
 export function show(v) {
   return Math.abs(v) >= 100
@@ -157,14 +182,18 @@ export function markdownTable(header, rows) {
   );
 }
 
-/** One row per number: bench, number, value with unit, goal, met/missed (blank without a goal). */
+/**
+ * One row per number: bench, number, value with unit, goal, met/missed (blank without a goal).
+ * A goal that must hold in each run (`each`, see {@link summarize}) over several runs reads
+ * `>= 0.95, each run`, its value being the worst run's.
+ */
 export function resultRows(benches) {
   return benches.flatMap((b) =>
     b.metrics.map((m) => [
       b.id,
       m.name,
       `${show(m.value)} ${m.unit}`,
-      m.goal ?? '',
+      m.goal && m.each && (m.values?.length ?? 1) > 1 ? `${m.goal}, each run` : (m.goal ?? ''),
       m.met === undefined ? '' : m.met ? 'met' : 'missed',
     ]),
   );
@@ -204,7 +233,7 @@ export function renderResultsSection(report, { chartFile = CHART_FILE } = {}) {
     '',
     markdownTable(['bench', 'number', 'value', 'goal', 'met/missed'], resultRows(report.benches)),
     '',
-    'Runs per script (each number is the median over its runs):',
+    'Runs per script (each number is the median over its runs; a goal marked "each run" shows the worst run and is met only when every run meets it):',
     '',
     ...report.benches.map(
       (b) =>

@@ -136,10 +136,12 @@ async function run(kind) {
       benchLine('pool checks/s', N / secs, 'checks/s');
       benchLine('pool upstream requests/s', log.length / window, 'requests/s');
       benchLine('pool ceiling requests/s', ceiling / window, 'requests/s');
-      benchLine('pool utilization', log.length / ceiling, 'ratio', '>= 0.95');
+      benchLine('pool utilization', log.length / ceiling, 'ratio', '>= 0.95', { each: true });
     }
-    benchLine(`${label} throttled answers`, throttled, 'count', '== 0');
-    benchLine(`${label} worst window over budget`, Math.max(ws.over, wp.over), 'requests', '<= 0');
+    benchLine(`${label} throttled answers`, throttled, 'count', '== 0', { each: true });
+    benchLine(`${label} worst window over budget`, Math.max(ws.over, wp.over), 'requests', '<= 0', {
+      each: true,
+    });
     benchLine(`${label} lease → arrival p50`, q(0.5), 'ms');
     benchLine(`${label} lease → arrival p99`, q(0.99), 'ms');
     benchLine(`${label} lease → arrival max`, Math.round(spread.at(-1)), 'ms');

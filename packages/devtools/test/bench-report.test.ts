@@ -18,6 +18,8 @@ import {
   renderResultsSection,
   renderThroughputSvg,
   replaceResultsSection,
+  resultRows,
+  summarize,
   type BenchReport,
   type BenchSeries,
   type Chart,
@@ -231,6 +233,37 @@ describe('renderResultsSection', () => {
       ].join('\n'),
     );
     expect(await prettier.check(`${t}\n`, { parser: 'markdown' })).toBe(true);
+  });
+});
+
+describe('summarize', () => {
+  it('takes the median, or with `each` the worst run, met only when every run meets the goal', () => {
+    expect(summarize([0.9, 0.97, 0.96], '>= 0.95')).toEqual({ value: 0.96, met: true });
+    expect(summarize([0.9, 0.97, 0.96], '>= 0.95', true)).toEqual({ value: 0.9, met: false });
+    expect(summarize([0.97, 0.96, 0.98], '>= 0.95', true)).toEqual({ value: 0.96, met: true });
+    expect(summarize([0, 2, 0], '== 0')).toEqual({ value: 0, met: true });
+    expect(summarize([0, 2, 0], '== 0', true)).toEqual({ value: 2, met: false });
+    expect(summarize([-1, 0, -3], '<= 0', true)).toEqual({ value: 0, met: true });
+    expect(summarize([5, 7], undefined, true)).toEqual({ value: 6, met: undefined });
+  });
+
+  it('marks a goal that holds in each run in the table, only over several runs', () => {
+    const metric = (values: number[]) => ({
+      name: 'pool utilization',
+      unit: 'ratio',
+      goal: '>= 0.95',
+      each: true,
+      ...summarize(values, '>= 0.95', true),
+      values,
+    });
+    const rows = resultRows([
+      { id: 'pool', runs: 3, secs: 1, metrics: [metric([0.96, 0.97, 0.99])] },
+      { id: 'pool', runs: 1, secs: 1, metrics: [metric([0.9])] },
+    ]);
+    expect(rows.map((r) => [r[2], r[3], r[4]])).toEqual([
+      ['0.96 ratio', '>= 0.95, each run', 'met'],
+      ['0.9 ratio', '>= 0.95', 'missed'],
+    ]);
   });
 });
 
