@@ -119,6 +119,14 @@ async function run(adaptive) {
       });
       p.stdin.end(sim.world.usernames().slice(0, N).join('\n'));
     });
+    if (process.env.BUDGETS_DEBUG) {
+      const { Redis } = await import('ioredis');
+      const r = new Redis(s.env.REDIS_URL);
+      const pre = s.env.STORYCHECK_PREFIX;
+      for (const k of await r.keys(`${pre}:{${pre}:pool}:*`))
+        if ((await r.type(k)) === 'hash' && !k.endsWith('lru')) console.log(k, JSON.stringify(await r.hgetall(k)));
+      r.disconnect();
+    }
     const log = sim.requestLog().filter((e) => e.kind !== 'current_user' && e.timeMs <= run.endMs);
     if (log.length === 0)
       return console.log(`unknown budgets ${mode}: no upstream request was sent`);
@@ -148,6 +156,12 @@ function report(mode, log, run) {
       `${fmt(N)} names ${run.finished ? 'done' : 'NOT done (stopped)'}; ${log.length} upstream requests in ${window.toFixed(1)} s, ` +
       `${throttled} throttled = ${per1000.toFixed(0)} per 1,000 (goal 0); ` +
       `answered ${ok} of a real ceiling ${Math.floor(ceiling)}: utilization of the real budgets ${(ok / ceiling).toFixed(3)} (goal >= 0.95)`,
+  );
+  const byS = new Map();
+  for (const e of log.filter(isThrottled))
+    byS.set(e.session, [...(byS.get(e.session) ?? []), ((e.timeMs - first) / 1000).toFixed(1)]);
+  console.log(
+    `  throttled at (s): ${[...byS].map(([k, v]) => `${k} ${v.join(' ')}`).join('; ') || 'none'}`,
   );
   console.log(
     `  admitted / real budget per ${BUCKET_S} s: ${ratios.map((r) => r.toFixed(2)).join(' ')}; ` +
@@ -205,4 +219,5 @@ function report(mode, log, run) {
 // Both runs at once, each with its own simulator, prefix, database and worker (together they
 // send ~25 requests/s, which loads the machine little), so the full bench takes ~1.5 min. Each
 // prints when it ends (fixed rates first: its cap is shorter).
-await Promise.all([run(false), run(true)]);
+const only = process.env.BUDGETS_ONLY; // 'fixed' | 'adaptive': one run (for tuning)
+await Promise.all([false, true].filter((a) => !only || only === (a ? 'adaptive' : 'fixed')).map(run));
