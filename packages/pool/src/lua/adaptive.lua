@@ -5,11 +5,13 @@
   What one session learns is shared with every session of its class — the sessions with the
   same configured interval (iv0), i.e. the same configured budget: the upstream's per-session
   budget and its penalty are properties of the upstream, not of one account. HASH B.."adapt":
-    "r:"..iv0  "at:rf:rt"  the class's latest throttle: Redis µs of its report, the rate factor
-                           the throttled session was lowered to, and the rate learned too high
-                           (‰ of the configured rate). A session that has not seen it yet
-                           (its "sy" < at) takes it over on its next success: it remembers rt,
-                           and, when it runs at rt or faster, drops to rf and skips one send.
+    "r:"..iv0  "at:rf:rt:mk:hd"  the class's latest throttle: Redis µs of its report, the rate
+                           factor the throttled session was lowered to, the rate learned too
+                           high, the mark fast raises stop at (‰ of the configured rate) and
+                           whether rt is precise (hd = 1: hold below it). A session that has
+                           not seen it yet (its "sy" < at) takes it over on its next success:
+                           it remembers rt, mk and hd, and, when it runs at rt or faster,
+                           drops to rf and skips one send.
     "w:"..iv0  µs          the upstream's penalty as learned by any session of the class.
 
   The window (session fields wa, wn, wl): wn successes of requests leased from wa to wl, with
@@ -25,19 +27,20 @@
   which the next throttle corrects with a longer window (the error shrinks as Bu / window).
 ]]
 
--- The class record: at, rf, rt (0 when none) and the learned penalty pw (0 = none).
+-- The class record: at, rf, rt, mk, hd (0 when none) and the learned penalty pw (0 = none).
 local function class_read(B, iv0)
   local v = redis.call('HMGET', B .. 'adapt', 'r:' .. iv0, 'w:' .. iv0)
-  local at, rf, rt = 0, 0, 0
+  local at, rf, rt, mk, hd = 0, 0, 0, 0, 0
   if v[1] then
-    local a, f, t = string.match(v[1], '^(%d+):(%d+):(%d+)$')
-    at, rf, rt = num(a), num(f), num(t)
+    local a, f, t, m, d = string.match(v[1], '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+    at, rf, rt, mk, hd = num(a), num(f), num(t), num(m), num(d)
   end
-  return at, rf, rt, num(v[2])
+  return at, rf, rt, mk, hd, num(v[2])
 end
 
-local function class_rate(B, iv0, at, rf, rt)
-  redis.call('HSET', B .. 'adapt', 'r:' .. iv0, fmt(at) .. ':' .. rf .. ':' .. rt)
+local function class_rate(B, iv0, at, rf, rt, mk, hd)
+  redis.call('HSET', B .. 'adapt', 'r:' .. iv0,
+    fmt(at) .. ':' .. rf .. ':' .. rt .. ':' .. mk .. ':' .. hd)
 end
 
 local function class_penalty(B, iv0, pw)

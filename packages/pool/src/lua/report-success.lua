@@ -41,7 +41,7 @@ local rf = -1
 -- One read per hash, and a write only when something changes: the common success without
 -- adaptive mode (no backoff running, circuit closed) is TIME and two HMGETs.
 local h = redis.call('HMGET', sk, 'st', 'bk', 'rf', 'ok', 'iv0', 'rt', 'ps', 'pw', 'wa', 'wn',
-  'wl', 'sy', 'iv', 'b', 'tat')
+  'wl', 'sy', 'iv', 'b', 'tat', 'mk', 'hd')
 if h[1] then
   rf = num(h[3])
   local k = num(h[2])
@@ -55,7 +55,7 @@ if h[1] then
     local set = {}
     if k >= 1 and ps > 0 then
       local pw
-      local cpw = select(4, class_read(B, iv0))
+      local cpw = select(6, class_read(B, iv0))
       local known = math.max(num(h[8]), cpw)
       if k >= 2 then
         -- It ran at the streak's last throttle (pw holds that offset) and is over now: three
@@ -92,44 +92,61 @@ if h[1] then
     local rt = num(h[6])
     local ok = num(h[4]) + 1
     local moved = false
-    local cat, crf, crt = class_read(B, iv0)
+    local mk, hd = num(h[16]), num(h[17])
+    local cat, crf, crt, cmk, chd = class_read(B, iv0)
     if cat > num(h[12]) then
       set[#set + 1] = 'sy'
       set[#set + 1] = fmt(cat)
       if crt > 0 and (rt == 0 or crt < rt) then
-        rt = crt
+        rt, mk, hd = crt, cmk, chd
         set[#set + 1] = 'rt'
         set[#set + 1] = rt
+        set[#set + 1] = 'mk'
+        set[#set + 1] = mk
+        set[#set + 1] = 'hd'
+        set[#set + 1] = hd
       end
-      if crt > 0 and rf >= crt and crf < rf then
-        -- Running at least as fast as a sibling was throttled at: slow down now, and skip one
-        -- send so that the upstream's bucket, as full as the sibling's was, drains a little.
+      if crt > 0 and crf < rf then
+        -- Faster than the rate a sibling was lowered to: slow down to it now, and when at least
+        -- as fast as the sibling was throttled at, skip one send so that the upstream's bucket,
+        -- as full as the sibling's was, drains a little.
+        if rf >= crt then
+          set[#set + 1] = 'tat'
+          set[#set + 1] = fmt(math.max(num(h[15]), now) + math.ceil(num(iv0) * 1000 / crf))
+        end
         rf = crf
         ok = 0
         moved = true
-        local niv = math.ceil(num(iv0) * 1000 / rf)
-        set[#set + 1] = 'tat'
-        set[#set + 1] = fmt(math.max(num(h[15]), now) + niv)
       end
     end
     if rf < 1000 and not moved then
       local mark = 1000
       if rt > 0 then
-        mark = math.min(1000, math.floor(rt * caution / 1000))
+        -- mk: where raises stop being fast (report-throttled; older sessions have none).
+        if mk <= 0 then
+          mk = math.floor(rt * caution / 1000)
+        end
+        mark = math.min(1000, mk)
       end
       local fast = rf < mark
-      local need = probe_after
+      local need, pstep = probe_after, probe_step
       if fast then
         need = raise_after
       elseif rt > 0 and rf >= rt then
-        need = 10 * probe_after -- above the rate known too high: stay a while longer
+        if hd == 1 then
+          need = 10 * probe_after -- above a precise ceiling: stay a while longer
+        else
+          need, pstep = raise_after, 2 * probe_step -- a rough one: find the limit soon
+        end
       end
       if ok >= need then
+        set[#set + 1] = 'rg'
+        set[#set + 1] = rf
         if fast then
           -- Half the way to the mark, by step at most.
           rf = math.min(mark, rf + math.max(1, math.min(step, math.ceil((mark - rf) / 2))))
         else
-          rf = math.min(1000, rf + math.max(1, math.floor(rt * probe_step / 1000)))
+          rf = math.min(1000, rf + math.max(1, math.floor(rt * pstep / 1000)))
         end
         ok = 0
         moved = true

@@ -72,7 +72,7 @@ local s_until = -1
 local sk = B .. 's:' .. sid
 if redis.call('EXISTS', sk) == 1 then
   local h = redis.call('HMGET', sk, 'bk', 'iv', 'b', 'tat', 'cu', 'rf', 'iv0', 'rt', 'tr', 'ps',
-    'pw', 'wa', 'wn', 'wl')
+    'pw', 'wa', 'wn', 'wl', 'rg')
   local k = num(h[1])
   local iv = num(h[2])
   if decrease > 0 and lease_at < num(h[9]) then
@@ -84,7 +84,7 @@ if redis.call('EXISTS', sk) == 1 then
     local unknown = false
     if decrease > 0 then
       local iv0 = h[7]
-      local _, _, _, cpw = class_read(B, iv0)
+      local cpw = select(6, class_read(B, iv0))
       local pw = math.max(num(h[11]), cpw)
       redis.call('HSET', sk, 'tr', fmt(now))
       if k == 0 then
@@ -112,13 +112,20 @@ if redis.call('EXISTS', sk) == 1 then
         local bu = math.max(num(h[3]), burst_guess)
         local lo, hi = window_bounds(num(h[12]), num(h[13]), num(h[14]), lease_at, bu, num(iv0),
           bu * iv)
-        local rf, rt
+        local rf, rt, mk
+        local hd = 0
         if lo then
+          -- A long window (50 successes per burst request) pins the rate down: hold there.
+          if num(h[13]) >= 10 * bu then
+            hd = 1
+          end
           -- Between the window's lower bound and caution × the throttled rate, never below the
-          -- usual decrease; the ceiling remembered is the window's upper bound.
+          -- usual decrease; the ceiling remembered is the window's upper bound, and raises may
+          -- go right up to it (it is an estimate, not a rate seen throttled).
           rf = math.min(math.floor(rf0 * caution / 1000),
             math.max(math.floor(rf0 * decrease / 1000), lo))
           rt = math.min(rf0, hi)
+          mk = rt
         else
           local factor = decrease
           if rt0 > 0 and rf0 * 1000 >= caution * rt0 then
@@ -126,12 +133,20 @@ if redis.call('EXISTS', sk) == 1 then
           end
           rf = math.floor(rf0 * factor / 1000)
           rt = rf0
+          mk = math.floor(rt * caution / 1000)
+        end
+        -- The rate before the latest raise got through: the limit is between it and rf0.
+        local rg = num(h[15])
+        if rg > 0 and rg < rf0 then
+          rf = math.max(rf, rg)
         end
         rf = math.max(floor_rf, rf)
         rt = math.max(rt, rf)
+        mk = math.max(mk, rf)
         iv = math.ceil(num(iv0) * 1000 / rf)
-        redis.call('HSET', sk, 'rf', rf, 'iv', fmt(iv), 'rt', rt, 'sy', fmt(now))
-        class_rate(B, iv0, now, rf, rt)
+        redis.call('HSET', sk, 'rf', rf, 'iv', fmt(iv), 'rt', rt, 'mk', mk, 'hd', hd, 'rg', 0,
+          'sy', fmt(now))
+        class_rate(B, iv0, now, rf, rt, mk, hd)
       end
     end
     s_until = cool(sk, k, iv, h[3], h[4], h[5], not_before, unknown)
