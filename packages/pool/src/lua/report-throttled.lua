@@ -135,9 +135,10 @@ if redis.call('EXISTS', sk) == 1 then
           rt = rf0
           mk = math.floor(rt * caution / 1000)
         end
-        -- The rate before the latest raise got through: the limit is between it and rf0.
+        -- The rate before the latest raise got through: the limit is between it and rf0 —
+        -- unless the window says it was too fast already (it got through on the burst).
         local rg = num(h[15])
-        if rg > 0 and rg < rf0 then
+        if rg > 0 and rg < rf0 and (not lo or rg <= hi) then
           rf = math.max(rf, rg)
         end
         rf = math.max(floor_rf, rf)
