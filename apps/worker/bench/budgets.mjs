@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Unknown budgets (issue 10 §2): 2 sessions on 2 loopback proxies, 1 worker, the simulator's
 // real per-session budget (REAL/s) BELOW the configured SESSION_RATE (CONFIGURED/s), no per-IP
-// budget. Once with fixed rates, once with ADAPTIVE_RATES=true (the pool's AIMD mode); each on a
+// budget. Once with fixed rates, once with ADAPTIVE_RATES=true (the default); each on a
 // fresh simulator, prefix and database, stopped after a time cap. Measures, from the
 // simulator's request log:
 //   - throttled answers (429, throttling 401) per 1,000 upstream requests;
@@ -17,7 +17,10 @@
 // it the same way: THROTTLE_BACKOFF_BASE 600ms and _CAP 18s are the defaults 60s and 30m / 100.
 // With the unscaled defaults one 429 would park a session for ~30 s here (~hours in real life)
 // and the run would measure the backoff, not the budgets.
-// Prints; never asserts.   node bench/budgets.mjs [--quick]
+// Goals for the adaptive run (issue 15 §2), printed as met/MISSED and in the BENCH lines: ≤ 5
+// throttled per 1,000 requests, ≥ 0.9 of the real budgets, converged in ≤ 30 s; the fixed run
+// is the comparison (no goals). The human lines also list when each session was throttled.
+// Prints; never asserts.   node bench/budgets.mjs [--quick]   (BUDGETS_ONLY=fixed|adaptive: one)
 import { spawn } from 'node:child_process';
 import { startProxies, startSim } from '@storycheck/upstream-sim';
 import { CLI, benchLine, benchSeries, fmt, quick, scenario } from './lib.mjs';
