@@ -562,9 +562,7 @@ describe('cooldown and backoff', () => {
     // From there +0.05 × 0.875 every 4 successes up to 0.875; above it (a rough ceiling, not
     // pinned down by a long window) +0.1 × 0.875 every 2, never above the configured rate.
     const l3 = await leaseWhenReady(pool);
-    expect(await successes(l3, 10)).toEqual([
-      0.85, 0.85, 0.85, 0.893, 0.893, 0.98, 0.98, 1, 1, 1,
-    ]);
+    expect(await successes(l3, 10)).toEqual([0.85, 0.85, 0.85, 0.893, 0.893, 0.98, 0.98, 1, 1, 1]);
   });
 
   it('adaptive: learns the rate from the window of successes before a throttle (GCRA bounds)', async () => {
@@ -622,6 +620,8 @@ describe('cooldown and backoff', () => {
     await pool.reportThrottled(la);
     const byId = async () =>
       Object.fromEntries((await pool.snapshot()).sessions.map((x) => [x.id, x]));
+    // The class record, keyed by the configured interval (10/s: 100 000 µs).
+    expect(Object.keys(await redis.hgetall(pool.keys.adapt))).toEqual(['r:100000']);
     // b does not know yet: the class is read on a success.
     expect((await byId()).b).toMatchObject({ rateFactor: 1, throttledRateFactor: null });
     await pool.reportSuccess(lb);
@@ -649,9 +649,7 @@ describe('cooldown and backoff', () => {
     expect(t1.sessionCooldownUntilUs! - t1.nowUs).toBe(500_000);
     const l2 = await leaseWhenReady(pool);
     await pool.reportSuccess(l2); // the first cooldown was enough: the penalty is at most this
-    expect((await pool.snapshot()).sessions[0]!.learnedPenaltyMs).toBe(
-      (l2.atUs - l1.atUs) / 1000,
-    );
+    expect((await pool.snapshot()).sessions[0]!.learnedPenaltyMs).toBe((l2.atUs - l1.atUs) / 1000);
     const l3 = await leaseWhenReady(pool);
     const t3 = await pool.reportThrottled(l3);
     expect(t3.sessionCooldownUntilUs).toBe(

@@ -1,18 +1,24 @@
 --[[
   report-success: the leased request got a real answer. Resets the backoff exponents of the
   session and its proxy, closes a broken proxy's circuit (the probe succeeded), and in adaptive
-  mode raises a lowered session rate additively after enough successes in a row:
-    - below caution × rt (rt = the rate factor that was last throttled; none = the configured
-      rate) by `step` of the configured rate every `raise after` successes, up to that mark;
-    - from there on cautiously (the limit is just above): by `probe step` of rt every
-      `probe after` successes, so that creeping over the real limit costs few throttles.
-  Never above the configured rate.
+  mode (adaptive.lua):
+    - counts the success into the session's window (wa, wn, wl; restarted after a gap longer
+      than burst × interval), which the next throttle learns from;
+    - takes over what the session's class learned since it last looked (sy < the record's at):
+      rt, mk, hd, and when running faster than the class's rate drops to it (skipping one send
+      when at least as fast as the rate that got throttled);
+    - raises a lowered rate: below the mark mk, half the way to it (by `step` at most) every
+      `raise after` successes; from the mark up to rt by `probe step` of rt every `probe after`;
+      above rt by 2 × `probe step` every `raise after` while rt is rough (hd = 0), by `probe
+      step` every 10 × `probe after` once it is precise (hd = 1). Each raise remembers the rate
+      before it (rg). Never above the configured rate.
   Adaptive mode also ends a throttle streak's penalty measurement (see report-throttled): after
-  a streak with throttles inside the penalty (k >= 2) the learned penalty pw becomes the time
-  from the streak's first throttled request (ps) to this one, which got through; after a streak
-  whose first cooldown was enough (k = 1) pw shrinks to caution × pw, in case the penalty is
-  shorter. A success of a request leased before the streak began (ps) was sent before the
-  penalty and says nothing about it: it neither ends the streak nor counts toward a raise.
+  a streak with throttles inside the penalty (k >= 2) the learned penalty pw becomes three
+  quarters of the way from the last throttled offset to this request's (lease − ps); after a
+  streak whose first cooldown was enough (k = 1) pw shrinks to caution × pw (or, unknown until
+  now, becomes lease − ps). It goes to the class record too. A success of a request leased
+  before the streak began (ps) was sent before the penalty and says nothing about it: it neither
+  ends the streak nor counts toward a raise.
 
   KEYS[1] B.."ready"   KEYS[2] B.."proxy-ready"
   ARGV[1] B   ARGV[2] session id   ARGV[3] proxy id ("" = none)

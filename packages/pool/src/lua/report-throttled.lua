@@ -5,23 +5,28 @@
   cooldown only moves later, and the member comes back with an empty burst (tat is set so that
   its first allowed request is at the cooldown's end and the next one a full interval later).
 
-  Adaptive mode: the first throttle of a streak (k = 0: the session had a success since its
-  last throttle) lowers the session's rate factor rf and remembers the rate that got throttled
-  (rt = rf before the change). Usually rf × decrease; but when the session was
-  throttled at or above caution × the previous rt — it had climbed back to near a rate already
-  known to be too high, so it overshot by little — only rf × caution. Never below the floor. The
-  session comes back from its cooldown at the lowered rate with an empty burst. Throttles later
-  in the streak (k >= 1: the upstream's penalty of the first violation is still running) change
-  no rate. A throttle of a request leased before the session's previous throttle report (tr) was
-  already in flight when the session cooled down: it tells nothing new and only records the
-  error (no rate change, no backoff step, no cooldown change).
+  Adaptive mode (adaptive.lua has the shared helpers and the window's bounds): the first
+  throttle of a streak (k = 0: the session had a success since its last throttle) lowers the
+  session's rate factor rf. With a usable window of successes before it: to the window's lower
+  bound on the upstream's rate, between rf × decrease and rf × caution, and not below the rate
+  before the latest raise (rg) unless the window says that was too fast; the ceiling rt is the
+  window's upper bound, and raises may go right up to it (mk = rt; hd = 1 when the window was
+  long enough to hold below it for a while). Without one: rf × decrease, or rf × caution when
+  throttled at or above caution × the previous rt (a small overshoot); rt = the rate throttled,
+  mk = caution × rt. Never below the floor. The result goes to the class record, for the
+  session's siblings. Throttles later in the streak (k >= 1: the upstream's penalty of the first
+  violation is still running) change no rate. A throttle of a request leased before the
+  session's previous throttle report (tr) was already in flight when the session cooled down:
+  it tells nothing new and only records the error (no rate change, no backoff step, no cooldown
+  change).
 
   Adaptive mode also learns how long the upstream's penalty lasts, because hitting a session
   again inside it is what multiplies 429s: ps = admission time of the request that opened the
-  streak (the penalty started about when it arrived); a throttle later in the streak shows the
-  penalty still ran at its admission, so pw (the learned penalty) >= lease − ps; a success ends
-  the streak (report-success). The first cooldown of a streak then lasts at least until ps + pw:
-  the learned penalty stands in for the Retry-After header Instagram never sends.
+  streak; a throttle later in the streak shows the penalty still ran at its admission, so pw
+  (the learned penalty) >= lease − ps, and the session waits until ps + 2 × that; a success ends
+  the streak (report-success). The first cooldown of a streak lasts at least until ps + pw (the
+  session's or its class's): the learned penalty stands in for the Retry-After header Instagram
+  never sends; while no penalty is known it is base × (4 + 2r) instead of the full jitter.
 
   KEYS[1] B.."ready"   KEYS[2] B.."proxy-ready"
   ARGV[1] B   ARGV[2] session id   ARGV[3] proxy id ("" = none)
