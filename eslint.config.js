@@ -22,7 +22,8 @@ const PACKAGE_NAMES = ['apps', 'packages'].flatMap((dir) =>
 const RESTRICTED_IMPORTS = {
   patterns: [
     {
-      group: ['@storycheck/*/**'],
+      // A subpath the package itself exports (package.json "exports") is part of its API.
+      group: ['@storycheck/*/**', '!@storycheck/pool/admin'],
       message:
         "Import a workspace package by its name only ('@storycheck/x'): src/ and dist/ paths skip its API (export what you need from its index).",
     },

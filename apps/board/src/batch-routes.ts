@@ -106,7 +106,7 @@ async function sendResults(
     res.end();
   } catch (err) {
     logger.warn('results download failed', { error: coerceError(err).message });
-    res.destroycoerceError(err);
+    res.destroy(coerceError(err));
   }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from '@storycheck/config';
-import { createLogger, onShutdownSignals } from '@storycheck/logger';
+import { coerceError, createLogger, onShutdownSignals } from '@storycheck/logger';
 import { startWorker } from './worker.js';
 import { startWhenReady } from './startup.js';
 import { firstLine } from './dependencies.js';

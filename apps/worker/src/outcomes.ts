@@ -196,7 +196,7 @@ export function throttleDelayMs(
 export function poolReportFor(err: unknown): PoolReport {
   const row = rowOf(err);
   if (!row) return 'none';
-  return typeof row.pool === 'function' ? row.poolcoerceError(err) : row.pool;
+  return typeof row.pool === 'function' ? row.pool(coerceError(err)) : row.pool;
 }
 
 /*

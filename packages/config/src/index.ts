@@ -105,11 +105,12 @@ export const envSchema = z.object({
    */
   BUDGET_MARGIN: z.coerce.number().min(0).max(0.5).default(0.03),
   /**
-   * Adaptive budgets (AIMD): a 429 lowers a session's rate (halves it; only by 10% near a rate
-   * already throttled once), sustained success raises it back toward the configured one,
-   * cautiously near the rate that got throttled — for when the real limit is unknown.
+   * Adaptive budgets: a 429 lowers a session's rate to what the requests admitted before it
+   * show the upstream allows, sustained success raises it back toward the configured one,
+   * slowly above the rate learned too high; what one session learns (rate, penalty) reaches
+   * every session with the same budget. Never above the configured rates. false = fixed rates.
    */
-  ADAPTIVE_RATES: bool.default(false),
+  ADAPTIVE_RATES: bool.default(true),
   /**
    * How far a request's arrival at the upstream may shift against its lease (beyond the
    * fastest), ms: every burst keeps ceil(spread / interval) requests in reserve (at least one)

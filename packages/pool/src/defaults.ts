@@ -56,7 +56,8 @@ export function openPool(config: Config, redis: Redis): Pool {
     prefix: config.prefix,
     defaults: poolDefaults(config),
     backoff: { baseMs: config.throttleBackoffBaseMs, capMs: config.throttleBackoffCapMs },
-    adaptive: config.adaptiveRates,
+    // The configured burst (before the reserve) is the operator's guess of the upstream's.
+    adaptive: config.adaptiveRates ? { upstreamBurst: config.sessionBurst } : false,
   });
 }
 

@@ -28,6 +28,8 @@ export interface PoolKeys {
    * `#` that keeps it a hash table (O(1) lookups at any pool size; upsert-session.lua).
    */
   lru: string;
+  /** HASH of adaptive mode's class records: what sessions of one configured budget learned. */
+  adapt: string;
   /** HASH of one session. */
   session(id: string): string;
   /** HASH of one proxy. */
@@ -48,6 +50,7 @@ export function poolKeys(prefix: string): PoolKeys {
     global: `${base}global`,
     seq: `${base}seq`,
     lru: `${base}lru`,
+    adapt: `${base}adapt`,
     session: (id) => `${base}s:${id}`,
     proxy: (id) => `${base}p:${id}`,
     proxySessions: (id) => `${base}p:${id}:s`,

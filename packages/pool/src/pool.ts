@@ -2,6 +2,9 @@ import type { Redis } from 'ioredis';
 import type { Rate } from '@storycheck/config';
 import { poolKeys, type PoolKeys } from './keys.js';
 import { defineScripts, type ScriptRunner } from './scripts.js';
+import { resolveAdaptive, successArgs, throttleArgs, type AdaptiveOptions } from './adaptive.js';
+
+export type { AdaptiveOptions } from './adaptive.js';
 
 /** A session's stored state. `cooling` is not stored: it is `active` with a cooldown running. */
 export type SessionState = 'active' | 'invalid' | 'challenge' | 'suspended' | 'disabled';
@@ -96,38 +99,6 @@ export interface CircuitOptions {
   probeMs: number;
 }
 
-/**
- * AIMD on a session's rate (the real limit is unknown). Rates are fractions of the configured
- * one. The first throttle after a success multiplies the rate by `decrease` and remembers the
- * rate that got throttled; successes raise it by `step` up to `caution` × that rate, then by
- * `probeStep` of it at a time, slowly, so the rate settles just under the real limit instead of
- * oscillating around it. Throttles later in the same streak (the upstream's penalty still
- * running) change no rate. It also learns how long the upstream's penalty lasts (the time from
- * a streak's first throttled request to the first one that got through) and starts each
- * streak's cooldown with at least that, as if the upstream had sent it as Retry-After, so a
- * session is not sent back into a running penalty over and over.
- */
-export interface AdaptiveOptions {
-  /** The first throttle of a streak multiplies the rate by this, in (0, 1). Default 0.5. */
-  decrease: number;
-  /** The rate never goes below this fraction of the configured one, in (0, 1]. Default 0.1. */
-  floor: number;
-  /** Successes in a row before one raise. Default 20. */
-  raiseAfter: number;
-  /** One raise adds this fraction of the configured rate (never above it). Default 0.1. */
-  step: number;
-  /**
-   * In (0, 1]. Fast raises stop at caution × the rate last throttled, and a throttle at or above
-   * that mark (a small overshoot) multiplies the rate by `caution` instead of `decrease`.
-   * Default 0.9.
-   */
-  caution: number;
-  /** Above the caution mark one raise adds this fraction of the rate last throttled. Default 0.01. */
-  probeStep: number;
-  /** Successes in a row before one raise above the caution mark. Default 100. */
-  probeAfter: number;
-}
-
 /** Options of {@link createPool}. */
 export interface PoolOptions {
   /** A connection from `createRedis` (the caller owns and closes it). */
@@ -139,7 +110,7 @@ export interface PoolOptions {
   backoff?: Partial<BackoffOptions>;
   /** Broken-proxy circuit; defaults in {@link CircuitOptions}. */
   circuit?: Partial<CircuitOptions>;
-  /** AIMD on session rates: false (default), true (defaults) or tuned. */
+  /** Adaptive session rates (adaptive.ts): false (default), true (defaults) or tuned. */
   adaptive?: boolean | Partial<AdaptiveOptions>;
   /**
    * Ready sessions (earliest next-send first) an acquire looks at to pick the least recently
@@ -332,22 +303,6 @@ function checkBurst(burst: number): number {
   return burst;
 }
 
-function checkAdaptive(a: AdaptiveOptions): void {
-  const frac = (v: number, closed: boolean) => v >= 0.001 && (closed ? v <= 1 : v < 1);
-  const count = (v: number) => Number.isInteger(v) && v >= 1;
-  const checks: [keyof AdaptiveOptions, boolean][] = [
-    ['decrease', frac(a.decrease, false)],
-    ['floor', frac(a.floor, true)],
-    ['step', frac(a.step, true)],
-    ['caution', frac(a.caution, true)],
-    ['probeStep', frac(a.probeStep, true)],
-    ['raiseAfter', count(a.raiseAfter)],
-    ['probeAfter', count(a.probeAfter)],
-  ];
-  const bad = checks.find(([, ok]) => !ok)?.[0];
-  if (bad) throw new PoolError('bad_input', `adaptive ${bad} ${String(a[bad])} is out of range`);
-}
-
 function checkId(kind: string, id: string): string {
   if (!ID.test(id))
     throw new PoolError('bad_input', `${kind} id "${id}" must be 1–128 of A-Z a-z 0-9 _ . -`);
@@ -385,19 +340,7 @@ export function createPool(options: PoolOptions): Pool {
     probeMs: 30_000,
     ...options.circuit,
   };
-  const adaptive: AdaptiveOptions | null = options.adaptive
-    ? {
-        decrease: 0.5,
-        floor: 0.1,
-        raiseAfter: 20,
-        step: 0.1,
-        caution: 0.9,
-        probeStep: 0.01,
-        probeAfter: 100,
-        ...(typeof options.adaptive === 'object' ? options.adaptive : {}),
-      }
-    : null;
-  if (adaptive) checkAdaptive(adaptive);
+  const adaptive = resolveAdaptive(options.adaptive, (m) => new PoolError('bad_input', m));
   const window = options.window ?? 8;
   if (!Number.isInteger(window) || window < 1 || window > 1000)
     throw new PoolError('bad_input', `window ${window} must be an integer from 1 to 1000`);
@@ -515,12 +458,9 @@ export function createPool(options: PoolOptions): Pool {
           B,
           lease.sessionId,
           lease.proxyId ?? '',
-          adaptive ? adaptive.raiseAfter : 0,
-          adaptive ? Math.round(adaptive.step * 1000) : 0,
-          adaptive ? Math.round(adaptive.caution * 1000) : 0,
-          adaptive ? Math.round(adaptive.probeStep * 1000) : 0,
-          adaptive ? adaptive.probeAfter : 0,
+          ...successArgs(adaptive).before,
           lease.atUs,
+          successArgs(adaptive).burst,
         ],
       );
     },
@@ -540,10 +480,9 @@ export function createPool(options: PoolOptions): Pool {
           backoff.baseMs * 1000,
           backoff.capMs * 1000,
           opts.code ?? 'throttled',
-          adaptive ? Math.round(adaptive.decrease * 1000) : 0,
-          adaptive ? Math.max(1, Math.round(adaptive.floor * 1000)) : 0,
-          adaptive ? Math.round(adaptive.caution * 1000) : 0,
+          ...throttleArgs(adaptive).before,
           lease.atUs,
+          throttleArgs(adaptive).burst,
         ],
       )) as [number, number, number];
       return {

@@ -22,6 +22,9 @@ describe('openPool (the configuration a worker runs with)', () => {
       SESSION_RATE: '10/1s',
       THROTTLE_BACKOFF_BASE: '100ms',
       THROTTLE_BACKOFF_CAP: '250ms',
+      // The backoff formula alone: adaptive mode (the default) waits longer for an unknown
+      // penalty and ignores throttles of a lease already reported (pool.test.ts covers it).
+      ADAPTIVE_RATES: 'false',
     });
     expect(config).toMatchObject({ throttleBackoffBaseMs: 100, throttleBackoffCapMs: 250 });
     const pool = openPool(config, redis);

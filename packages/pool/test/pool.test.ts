@@ -504,10 +504,12 @@ describe('cooldown and backoff', () => {
     await pool.reportThrottled(l2); // still running at l2
     expect((await info()).learnedPenaltyMs).toBe((l2.atUs - l1.atUs) / 1000);
     await sleep(150);
+    // While it runs, the next try waits twice what it has lasted so far.
     const l3 = await leaseWhenReady(pool);
-    await pool.reportSuccess(l3); // over by l3
-    const pwUs = l3.atUs - l1.atUs;
-    expect(pwUs).toBeGreaterThanOrEqual(300_000);
+    expect(l3.atUs).toBeGreaterThanOrEqual(l1.atUs + 2 * (l2.atUs - l1.atUs));
+    await pool.reportSuccess(l3); // over by l3: it ended between l2 and l3, likely nearer l3
+    const lo = l2.atUs - l1.atUs;
+    const pwUs = lo + Math.floor(((l3.atUs - l1.atUs - lo) * 3) / 4);
     expect(await info()).toMatchObject({ learnedPenaltyMs: pwUs / 1000, throttleStreak: 0 });
     // The next streak cools down until its first throttled request's admission + the learned
     // penalty, although the backoff alone would allow 1 ms.
@@ -521,7 +523,7 @@ describe('cooldown and backoff', () => {
     expect((await info()).learnedPenaltyMs).toBe(Math.floor(pwUs * 0.9) / 1000);
   });
 
-  it('adaptive: raises by step up to caution × the rate that got throttled, then by probeStep of it; a throttle near that rate lowers by caution only', async () => {
+  it('adaptive: raises half the way to caution × the rate throttled (by step at most), then by probeStep of it; a throttle after a raise goes back to the rate before it', async () => {
     const pool = makePool({
       defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 5 },
       backoff: { baseMs: 1, capMs: 1 },
@@ -547,27 +549,119 @@ describe('cooldown and backoff', () => {
     await pool.reportThrottled(lease(await pool.acquire()));
     expect(await factor()).toBe(0.5);
     const l = await leaseWhenReady(pool);
-    // Fast (+0.25 every 2) up to 0.9 × 1 — clamped there — then +0.05 every 4 successes.
-    expect(await successes(l, 8)).toEqual([0.5, 0.75, 0.75, 0.9, 0.9, 0.9, 0.9, 0.95]);
-    // Throttled at 0.95, at or above 0.9 × the last throttled rate (1): only × 0.9.
+    // Every 2 successes half the way to 0.9 × 1, by 0.25 at most: +0.2, +0.1, +0.05, +0.025.
+    expect(await successes(l, 8)).toEqual([0.5, 0.7, 0.7, 0.8, 0.8, 0.85, 0.85, 0.875]);
+    // Throttled at 0.875, with no window to learn from (one lease's successes): back to 0.85,
+    // the rate before the latest raise, which got through; 0.875 is the rate known too high.
     const l2 = await leaseWhenReady(pool);
     await pool.reportThrottled(l2);
     expect((await pool.snapshot()).sessions[0]).toMatchObject({
-      rateFactor: 0.855,
-      throttledRateFactor: 0.95,
+      rateFactor: 0.85,
+      throttledRateFactor: 0.875,
     });
-    // 0.855 is 0.9 × 0.95 already: only cautious steps (0.05 × 0.95 = 0.047) from here, never
-    // above the configured rate.
+    // From there +0.05 × 0.875 every 4 successes up to 0.875; above it (a rough ceiling, not
+    // pinned down by a long window) +0.1 × 0.875 every 2, never above the configured rate.
     const l3 = await leaseWhenReady(pool);
-    const seen = await successes(l3, 16);
-    expect(seen.filter((_, i) => i % 4 === 3)).toEqual([0.902, 0.949, 0.996, 1]);
-    expect(await successes(l3, 4)).toEqual([1, 1, 1, 1]);
+    expect(await successes(l3, 10)).toEqual([0.85, 0.85, 0.85, 0.893, 0.893, 0.98, 0.98, 1, 1, 1]);
+  });
+
+  it('adaptive: learns the rate from the window of successes before a throttle (GCRA bounds)', async () => {
+    // 5/s (200 ms), burst 1: leases come one interval apart; the upstream's burst guessed 4.
+    const pool = makePool({
+      defaults: { ...WIDE, sessionRate: rate(5, 1000), sessionBurst: 1 },
+      backoff: { baseMs: 1, capMs: 1 },
+      adaptive: { decrease: 0.5, caution: 0.99, raiseAfter: 1000, upstreamBurst: 4 },
+    });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const leases: Lease[] = [];
+    for (let i = 0; i < 12; i++) {
+      const l = await leaseWhenReady(pool);
+      leases.push(l);
+      if (i < 11) await pool.reportSuccess(l);
+    }
+    await pool.reportThrottled(leases[11]!);
+    // The window as the script keeps it: restarted after a gap longer than 4 intervals (the
+    // upstream's bucket would have refilled; a loaded machine may make one).
+    let wa = 0;
+    let wn = 0;
+    let wl = 0;
+    for (const l of leases.slice(0, 11)) {
+      if (wn === 0 || l.atUs - wl > 4 * 200_000) [wa, wn] = [l.atUs, 1];
+      else wn++;
+      wl = l.atUs;
+    }
+    const throttledAt = leases[11]!.atUs;
+    const snap = (await pool.snapshot()).sessions[0]!;
+    if (wn <= 4 || throttledAt - wl > 4 * 200_000) {
+      // Too short a window (only on a very loaded machine): the plain decrease.
+      expect(snap.rateFactor).toBe(0.5);
+      return;
+    }
+    // It admitted wn requests from wa to wl and refused the next one: lower and upper bounds.
+    const lo = Math.floor(((wn - 4) * 200_000 * 1000) / (wl - wa));
+    const hi = Math.floor(((wn + 2 - 4) * 200_000 * 1000) / (throttledAt - wa));
+    const rf = Math.min(990, Math.max(500, lo));
+    expect(snap.rateFactor).toBe(rf / 1000);
+    expect(snap.throttledRateFactor).toBe(Math.max(Math.min(1000, hi), rf) / 1000);
+  });
+
+  it('adaptive: what one session learns reaches its class (same configured rate) on its next success, not other classes', async () => {
+    const pool = makePool({
+      defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 1 },
+      backoff: { baseMs: 60_000, capMs: 60_000 },
+      adaptive: { decrease: 0.5, raiseAfter: 1000 },
+    });
+    await pool.upsertSession({ id: 'a', label: 'a', proxyId: null });
+    await pool.upsertSession({ id: 'b', label: 'b', proxyId: null });
+    await pool.upsertSession({ id: 'c', label: 'c', proxyId: null, rate: rate(20, 1000) });
+    const la = lease(await pool.acquire('a'));
+    const lb = lease(await pool.acquire('b'));
+    const lc = lease(await pool.acquire('c'));
+    await pool.reportThrottled(la);
+    const byId = async () =>
+      Object.fromEntries((await pool.snapshot()).sessions.map((x) => [x.id, x]));
+    // The class record, keyed by the configured interval (10/s: 100 000 µs).
+    expect(Object.keys(await redis.hgetall(pool.keys.adapt))).toEqual(['r:100000']);
+    // b does not know yet: the class is read on a success.
+    expect((await byId()).b).toMatchObject({ rateFactor: 1, throttledRateFactor: null });
+    await pool.reportSuccess(lb);
+    await pool.reportSuccess(lc);
+    const s = await byId();
+    expect(s.b).toMatchObject({ rateFactor: 0.5, throttledRateFactor: 1, intervalMs: 200 });
+    // It ran as fast as a was throttled at: it skips one send (one new interval, 200 ms, on
+    // top of the one its lease took).
+    expect(s.b!.nextSendInMs).toBeGreaterThan(100);
+    expect(s.c).toMatchObject({ rateFactor: 1, throttledRateFactor: null });
+    // Taken over once: b's own successes do not lower it again.
+    await pool.reportSuccess(lb);
+    expect((await byId()).b).toMatchObject({ rateFactor: 0.5 });
+  });
+
+  it('adaptive: an unknown penalty gets a first cooldown of base·(4 + 2r); once learned, the penalty', async () => {
+    const pool = makePool({
+      defaults: { ...WIDE, sessionRate: rate(10, 1000), sessionBurst: 5 },
+      backoff: { baseMs: 100, capMs: 10_000 },
+      adaptive: { raiseAfter: 1000 },
+    });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const l1 = lease(await pool.acquire());
+    const t1 = await pool.reportThrottled(l1); // r = 0.5: 100 ms × 5
+    expect(t1.sessionCooldownUntilUs! - t1.nowUs).toBe(500_000);
+    const l2 = await leaseWhenReady(pool);
+    await pool.reportSuccess(l2); // the first cooldown was enough: the penalty is at most this
+    expect((await pool.snapshot()).sessions[0]!.learnedPenaltyMs).toBe((l2.atUs - l1.atUs) / 1000);
+    const l3 = await leaseWhenReady(pool);
+    const t3 = await pool.reportThrottled(l3);
+    expect(t3.sessionCooldownUntilUs).toBe(
+      Math.max(l3.atUs + (l2.atUs - l1.atUs), t3.nowUs + 50_000),
+    );
   });
 
   it('rejects adaptive and backoff options out of range', () => {
     expect(() => makePool({ adaptive: { decrease: 1 } })).toThrow(/adaptive decrease/);
     expect(() => makePool({ adaptive: { probeAfter: 0 } })).toThrow(/adaptive probeAfter/);
     expect(() => makePool({ adaptive: { caution: 1.5 } })).toThrow(/adaptive caution/);
+    expect(() => makePool({ adaptive: { upstreamBurst: 1.5 } })).toThrow(/adaptive upstreamBurst/);
     expect(() => makePool({ backoff: { baseMs: 1000, capMs: 10 } })).toThrow(PoolError);
     expect(() => makePool({ backoff: { baseMs: 0 } })).toThrow(/backoff base/);
   });
@@ -738,6 +832,13 @@ describe('snapshot and what Redis holds', () => {
         'tr',
         'ps',
         'pw',
+        'mk',
+        'hd',
+        'rg',
+        'wa',
+        'wn',
+        'wl',
+        'sy',
         'err',
         'ea',
       ],

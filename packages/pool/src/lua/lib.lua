@@ -18,6 +18,7 @@
     B.."seq"             STRING lease counter
     B.."lru"             HASH  session id → last lease µs (the pick window's LRU in one HMGET),
                                and the pad field "#" that keeps it a hash table (upsert-session)
+    B.."adapt"           HASH  adaptive mode's class records, per configured interval (adaptive.lua)
 
   Session hash: label, proxy ("" = none), st (active|invalid|challenge|suspended|disabled),
     iv0 (configured emission interval µs), iv (effective interval µs, > iv0 when adaptive mode
@@ -26,7 +27,11 @@
     throttles = backoff exponent), ok (successes since the last rate change), rt (adaptive: the
     rate factor ‰ that was last throttled, 0 = none), tr (adaptive: µs of the last throttle report),
     ps (adaptive: admission µs of the request that opened the latest throttle streak), pw
-    (adaptive: the upstream's penalty as learned, µs), err, ea (last error code and µs).
+    (adaptive: the upstream's penalty as learned, µs), mk (adaptive: the rate factor fast raises
+    stop at), hd (adaptive: 1 = rt is precise, hold below it), rg (adaptive: the rate factor
+    before the latest raise), wa, wn, wl (adaptive: the window of successes: first and last
+    lease µs, count), sy (adaptive: the class record last taken over, µs), err, ea (last error
+    code and µs).
   Proxy hash: label, st (active|broken|disabled), iv, b, tat, cu, ra (broken: no lease before
     this µs), lu, n, bk (consecutive throttles), cb (consecutive breaks), err, ea.
 

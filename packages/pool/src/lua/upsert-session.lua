@@ -3,7 +3,8 @@
   its state to active, its backoff exponent and its adaptive rate factor, unless ARGV[7] asks to
   keep an existing member's state. The GCRA state (tat) and a running cooldown are always kept:
   re-importing never grants a fresh burst or ends a cooldown early. No secret is ever stored here.
-  Resetting the rate factor also forgets what the adaptive mode learned (rt, tr, ps, pw).
+  Resetting the rate factor also forgets what the adaptive mode learned (rt, tr, ps, pw, mk,
+  hd, rg, the window wn, and sy: its next success takes over what its class knows).
 
   KEYS[1] B.."ready"   KEYS[2] B.."sessions"   KEYS[3] B.."lru"
   ARGV[1] B   ARGV[2] id   ARGV[3] label   ARGV[4] proxy id ("" = none)
@@ -30,14 +31,15 @@ end
 local rf = 1000
 if created then
   redis.call('HSET', sk, 'st', 'active', 'tat', 0, 'cu', 0, 'lu', 0, 'n', 0, 'bk', 0, 'ok', 0,
-    'rt', 0, 'tr', 0, 'ps', 0, 'pw', 0)
+    'rt', 0, 'tr', 0, 'ps', 0, 'pw', 0, 'mk', 0, 'hd', 0, 'rg', 0, 'wn', 0, 'sy', 0)
 elseif keep then
   rf = num(old[3])
   if rf <= 0 then
     rf = 1000
   end
 else
-  redis.call('HSET', sk, 'st', 'active', 'bk', 0, 'ok', 0, 'rt', 0, 'tr', 0, 'ps', 0, 'pw', 0)
+  redis.call('HSET', sk, 'st', 'active', 'bk', 0, 'ok', 0, 'rt', 0, 'tr', 0, 'ps', 0, 'pw', 0,
+    'mk', 0, 'hd', 0, 'rg', 0, 'wn', 0, 'sy', 0)
 end
 redis.call('HSET', sk, 'label', ARGV[3], 'proxy', pid, 'iv0', fmt(iv0), 'b', ARGV[6], 'rf', rf,
   'iv', fmt(math.ceil(iv0 * 1000 / rf)))
