@@ -323,8 +323,8 @@ describe('runbook: every session throttled (docs/runbooks/all-sessions-throttled
     STORYCHECK_SECRET_KEY: KEY,
     THROTTLE_BACKOFF_BASE: '1s',
     THROTTLE_BACKOFF_CAP: '2s',
-    // The storm the page is for: fixed rates (adaptive mode, the default, would learn the real
-    // limit by itself and finish most of the batch before the fix — the page's step 4).
+    // The storm the page is for: fixed rates (adaptive mode would learn the real limit by itself
+    // and finish most of the batch before the fix — the page's step 4).
     ADAPTIVE_RATES: 'false',
     ...extra,
   });

@@ -108,9 +108,12 @@ export const envSchema = z.object({
    * Adaptive budgets: a 429 lowers a session's rate to what the requests admitted before it
    * show the upstream allows, sustained success raises it back toward the configured one,
    * slowly above the rate learned too high; what one session learns (rate, penalty) reaches
-   * every session with the same budget. Never above the configured rates. false = fixed rates.
+   * every session with the same budget. Never above the configured rates. Off by default: it
+   * also lengthens a streak's first cooldown while the upstream's penalty is unknown (base × 4–6
+   * instead of THROTTLE_BACKOFF's random(0, base)), and it has not yet matched fixed rates'
+   * utilization when the budgets are known (docs/benchmarks.md, "Adaptive budgets").
    */
-  ADAPTIVE_RATES: bool.default(true),
+  ADAPTIVE_RATES: bool.default(false),
   /**
    * How far a request's arrival at the upstream may shift against its lease (beyond the
    * fastest), ms: every burst keeps ceil(spread / interval) requests in reserve (at least one)

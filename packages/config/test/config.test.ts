@@ -13,8 +13,8 @@ describe('loadConfig', () => {
     expect(c.workerHttpPort).toBeUndefined();
     expect(c.throttleBackoffBaseMs).toBe(60_000);
     expect(c.throttleBackoffCapMs).toBe(1_800_000);
-    expect(c.adaptiveRates).toBe(true);
-    expect(loadConfig({ ADAPTIVE_RATES: 'false' }).adaptiveRates).toBe(false);
+    expect(c.adaptiveRates).toBe(false);
+    expect(loadConfig({ ADAPTIVE_RATES: 'true' }).adaptiveRates).toBe(true);
   });
 
   it('IP_THROTTLE_WINDOW (default 60s, 0s = never), LEASE_SPREAD (default 300ms), LEASE_TRACE_FILE', () => {

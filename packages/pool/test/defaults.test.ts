@@ -22,7 +22,7 @@ describe('openPool (the configuration a worker runs with)', () => {
       SESSION_RATE: '10/1s',
       THROTTLE_BACKOFF_BASE: '100ms',
       THROTTLE_BACKOFF_CAP: '250ms',
-      // The backoff formula alone: adaptive mode (the default) waits longer for an unknown
+      // The backoff formula alone: adaptive mode waits longer for an unknown
       // penalty and ignores throttles of a lease already reported (pool.test.ts covers it).
       ADAPTIVE_RATES: 'false',
     });
