@@ -104,6 +104,15 @@ async function ready() {
   throw new Error('the parent went away');
 }
 
+/** ms from `since` to the simulator's first logged request after it (Infinity: none). */
+function firstRequestMs(sim, since) {
+  const times = sim
+    .requestLog()
+    .filter((e) => e.timeMs >= since)
+    .map((e) => e.timeMs);
+  return Math.min(...times) - since;
+}
+
 async function child() {
   const { peer, redisUrl, simUrl, loops, warmMs = 0 } = JSON.parse(process.env.PEERS_ARGS);
   const send = makeSender(simUrl);
@@ -503,13 +512,7 @@ async function parent() {
       cpu0 = await cpu0;
       const whole = verdict(since);
       const v = verdict(since + WARM_MS, { steady: true });
-      const firstMs =
-        Math.min(
-          ...sim
-            .requestLog()
-            .filter((e) => e.timeMs >= since)
-            .map((e) => e.timeMs),
-        ) - since;
+      const firstMs = firstRequestMs(sim, since);
       const calls = per.reduce((a, p) => a + p.redisCalls, 0);
       const row = {
         peer,
@@ -561,13 +564,7 @@ async function parent() {
       } else {
         const whole = verdict(since);
         const v = verdict(since + CRAWLEE_WARM_MS, { steady: true });
-        const firstMs =
-          Math.min(
-            ...sim
-              .requestLog()
-              .filter((e) => e.timeMs >= since)
-              .map((e) => e.timeMs),
-          ) - since;
+        const firstMs = firstRequestMs(sim, since);
         console.log(
           `crawlee    2 processes, HttpCrawler + SessionPool, maxRequestsPerMinute ${share * 60} each, set up in ${(Math.max(...per.map((p) => p.setupMs)) / 1000).toFixed(1)} s, ${firstMs < Infinity ? `first request ${(firstMs / 1000).toFixed(1)} s after the go` : 'NO REQUEST in the whole run'}; ` +
             `measured ${(CRAWLEE_MS / 1000).toFixed(0)} s after a ${(CRAWLEE_WARM_MS / 1000).toFixed(0)} s warm-up: ${v.requests} requests at the simulator in ${v.windowSecs.toFixed(1)} s, ` +

@@ -1,6 +1,12 @@
 import type { BatchStatus } from '@storycheck/db';
 import { FINAL_STATUSES } from '@storycheck/model';
-import type { PoolSnapshot, ProxyStatus, SessionStatus } from '@storycheck/pool';
+import {
+  PROXY_STATUSES,
+  SESSION_STATUSES,
+  type PoolSnapshot,
+  type ProxyStatus,
+  type SessionStatus,
+} from '@storycheck/pool';
 
 /**
  * Server-rendered operator pages: `/pool` (sessions and proxies) and `/batches` (recent batches
@@ -128,15 +134,9 @@ function summary(states: readonly string[], values: readonly string[]): string {
   return `<div class="summary">${parts.join('') || '<span class="muted">none</span>'}</div>`;
 }
 
-const SESSION_ORDER: readonly SessionStatus[] = [
-  'active',
-  'cooling',
-  'invalid',
-  'challenge',
-  'suspended',
-  'disabled',
-];
-const PROXY_ORDER: readonly ProxyStatus[] = ['active', 'cooling', 'broken', 'disabled'];
+/** The summaries' order: the pool's own lists of statuses (the gauges use the same). */
+const SESSION_ORDER: readonly SessionStatus[] = SESSION_STATUSES;
+const PROXY_ORDER: readonly ProxyStatus[] = PROXY_STATUSES;
 
 /**
  * The `/pool` page: a summary per state, then every session (label, state, cooldown left,

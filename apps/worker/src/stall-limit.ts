@@ -29,7 +29,7 @@ export function isStallLimitFailure(err: Error | undefined): boolean {
 
 /**
  * What the worker does with a check job BullMQ failed for stalling too often, so that the item
- * is never left pending with no job (DESIGN.md: kill -9 at any moment loses nothing).
+ * is never left pending with no job (kill -9 at any moment loses nothing: docs/architecture.md).
  *
  * A stall is a worker's death or freeze, not the check's fault: the job goes back to the queue
  * (`job.retry`; BullMQ counted one attempt for the failure). Only when every attempt is spent

@@ -24,7 +24,14 @@ export {
   type UpsertOptions,
 } from './pool.js';
 export { poolKeys, type PoolKeys } from './keys.js';
-export { COLLECT_TIMEOUT_MS, FleetGauges, withTimeout, type JobCountSource } from './gauges.js';
+export {
+  COLLECT_TIMEOUT_MS,
+  FleetGauges,
+  PROXY_STATUSES,
+  SESSION_STATUSES,
+  withTimeout,
+  type JobCountSource,
+} from './gauges.js';
 export {
   SECRET_FORMAT,
   SecretError,
