@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Budgets hold at every moment, repeated (issue 15, "What it must show"): the cold start of
-// apps/worker/test/budgets-hold.test.ts — 3 workers started together against the simulator, 4
+// apps/worker/test/faults/budgets-hold.test.ts — 3 workers started together against the simulator, 4
 // sessions on 2 loopback proxies, budgets equal to the simulator's — 20 times (once with --quick)
 // instead of the suite's 3. It runs that test file through jest (BUDGETS_HOLD_RUNS sets the
 // count, BUDGETS_HOLD_REPORT collects one JSON line per run) and prints, per run, the throttled
@@ -27,11 +27,13 @@ try {
       process.execPath,
       [
         join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js'),
+        '--config',
+        'jest.faults.config.js',
         '--maxWorkers=1',
         '--silent',
         '-t',
         '3 workers started together',
-        'apps/worker/test/budgets-hold.test.ts',
+        'apps/worker/test/faults/budgets-hold.test.ts',
       ],
       {
         cwd: ROOT,

@@ -3,7 +3,7 @@ import type { RequestLogEntry } from '@storycheck/upstream-sim';
 import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runNode, sleep, waitFor, type Spawned } from '@storycheck/testkit';
-import { Harness } from './harness.js';
+import { Harness } from '../harness.js';
 
 /**
  * Budgets hold as the upstream counts them, at every moment (issue 15; packages/pool README,
@@ -14,6 +14,12 @@ import { Harness } from './harness.js';
  * worker joining and one killed (SIGKILL) mid-batch: no throttled answer, and in no window does a
  * session or a proxy's egress get more requests than rate and burst allow, as counted from the
  * simulator's own request log. Runs on a loaded machine: nothing here is timed.
+ *
+ * It lives in the fault suite (jest.faults.config.js: one file at a time) rather than in
+ * `npm test`'s two parallel jest workers: what it judges — arrivals bunched closer than their
+ * leases — is what a second CPU-heavy test file on a 2-core machine causes (CI saw one window
+ * over budget by 1 that way; alone it held), and the machine it guards against is a worker
+ * host, not one running two test files beside the workers.
  */
 const h = new Harness();
 let sim: SimServer;
