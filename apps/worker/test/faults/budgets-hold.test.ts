@@ -78,7 +78,7 @@ afterAll(async () => {
   await sim.close();
 });
 
-const CLI = fileURLToPath(new URL('../../producer/dist/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../../producer/dist/main.js', import.meta.url));
 const cli = (args: string[], stdin: string) =>
   runNode(CLI, args, { ...h.env(sim.url), ...poolEnv() }, stdin);
 
