@@ -131,14 +131,6 @@ export function renderTraffic(
   const from = buckets.length ? buckets[0]!.at : snap.at - opts.minutes * 60_000;
   const to = buckets.length ? buckets[buckets.length - 1]!.at + TRAFFIC_BUCKET_MS : snap.at;
   const range = { buckets, from, to };
-  const chartOf = (
-    id: string,
-    title: string,
-    req: (b: TrafficBucket) => number,
-    thr: (b: TrafficBucket) => number,
-    ceiling: number,
-    width: number,
-  ) => trafficChart(range, id, title, req, thr, ceiling, width);
 
   const lastMinute = buckets.slice(-Math.round(60_000 / TRAFFIC_BUCKET_MS));
   const rows = trafficRows(order, buckets, lastMinute, labels, byProxy);
@@ -149,7 +141,8 @@ export function renderTraffic(
   const perProxy = order
     .map(
       (k) =>
-        `<figure><figcaption>${escapeHtml(labels.get(k) ?? k)}</figcaption>${chartOf(
+        `<figure><figcaption>${escapeHtml(labels.get(k) ?? k)}</figcaption>${trafficChart(
+          range,
           `traffic-${k === DIRECT ? 'direct' : k}`,
           `Requests and throttled answers per second through ${labels.get(k) ?? k}`,
           (b) => b.requests[k] ?? 0,
@@ -162,7 +155,8 @@ export function renderTraffic(
 
   return `<style>${CHART_STYLE}</style>
 <h2>Upstream traffic (last ${escapeHtml(opts.minutes)} min)</h2>
-${chartOf(
+${trafficChart(
+  range,
   'traffic-total',
   'Upstream requests and throttled answers per second, whole pool',
   (b) => sum(b.requests),
