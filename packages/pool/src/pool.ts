@@ -52,6 +52,12 @@ export interface Lease {
   proxyLabel: string | null;
   /** Redis time of the admission, integer µs since the epoch. */
   atUs: number;
+  /**
+   * What {@link Pool.release} needs to undo the admission exactly: the session's, the proxy's
+   * and the global budget's TAT before and after it (µs as decimal strings, "" = none).
+   * Opaque to callers; never a secret.
+   */
+  undo: readonly string[];
 }
 
 /** Result of {@link Pool.acquire}. */
@@ -239,9 +245,11 @@ export interface Pool {
   acquire(sessionId?: string): Promise<AcquireResult>;
   /**
    * Gives a lease back unused: its request was not sent (no connection ready, or past its
-   * send-by time). The budget it took returns to the session, its proxy and the global key (their
-   * TATs move back one interval), so a retaken lease costs nothing. Never call it for a lease
-   * whose request may have reached the upstream.
+   * send-by time). The budget it took returns to the session, its proxy and the global key
+   * where that is exact (the key's TAT is still what this admission wrote: it goes back to what
+   * it was before), so a retaken lease costs nothing; a key leased again or cooled since keeps
+   * its TAT, and this lease's budget on it is lost rather than given back early (release.lua).
+   * Never call it for a lease whose request may have reached the upstream.
    */
   release(lease: Lease): Promise<void>;
   /**
@@ -422,7 +430,7 @@ export function createPool(options: PoolOptions): Pool {
         ],
       )) as unknown[];
       if (r[0] === 1) {
-        const [, sessionId, sessionLabel, proxyId, proxyLabel, seq, atUs] = r as [
+        const [, sessionId, sessionLabel, proxyId, proxyLabel, seq, atUs, ...undo] = r as [
           number,
           string,
           string,
@@ -430,6 +438,7 @@ export function createPool(options: PoolOptions): Pool {
           string,
           number,
           number,
+          ...string[],
         ];
         return {
           ok: true,
@@ -440,6 +449,7 @@ export function createPool(options: PoolOptions): Pool {
             proxyId: proxyId === '' ? null : proxyId,
             proxyLabel: proxyId === '' ? null : proxyLabel,
             atUs,
+            undo,
           },
         };
       }
@@ -452,7 +462,7 @@ export function createPool(options: PoolOptions): Pool {
       await run(
         'release',
         [keys.ready, keys.proxyReady, keys.global],
-        [B, lease.sessionId, lease.proxyId ?? '', globalIv, lease.atUs],
+        [B, lease.sessionId, lease.proxyId ?? '', globalIv, lease.atUs, ...lease.undo],
       );
     },
 

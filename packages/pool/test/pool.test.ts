@@ -10,7 +10,7 @@ import {
   type PoolOptions,
   type SessionState,
 } from '../src/index.js';
-import { dumpKeys, startPrivateRedis, type PrivateRedis } from './helpers.js';
+import { dumpKeys, firstViolation, startPrivateRedis, type PrivateRedis } from './helpers.js';
 
 const rate = (count: number, periodMs: number) => ({ count, periodMs });
 /** Budgets large enough never to bind, unless a test narrows one. */
@@ -246,6 +246,93 @@ describe('release and leasing one session', () => {
     const snap = await pool.snapshot();
     expect(snap.sessions.reduce((n, s) => n + s.usageCount, 0)).toBe(1);
     expect(snap.proxies[0]!.usageCount).toBe(1);
+  });
+
+  it('a lease given back after a sibling was admitted never backdates the sibling', async () => {
+    // Y leased from a full bucket, A after it, then Y given back: the budget must count A from
+    // A's own admission. Moving the TAT back one interval (the old release) counted A as if
+    // admitted at Y's time, and the bucket admitted the next request A − Y early.
+    const ivUs = 60_000_000;
+    const pool = makePool({ defaults: { ...WIDE, sessionRate: rate(1, 60_000), sessionBurst: 3 } });
+    await pool.upsertSession({ id: 's', label: 's', proxyId: null });
+    const y = lease(await pool.acquire());
+    await sleep(5);
+    const a = lease(await pool.acquire());
+    expect(a.atUs).toBeGreaterThan(y.atUs);
+    await pool.release(y);
+    const tat = Number(await redis.hget(pool.keys.session('s'), 'tat'));
+    // What A alone allows: a TAT of at least A + T.
+    expect(tat).toBeGreaterThanOrEqual(a.atUs + ivUs);
+  });
+
+  it('random leases, sends and give-backs never put a session, a proxy or the global budget over', async () => {
+    // Short intervals (2–4 ms), so that real time between the calls refills the buckets and
+    // every order of admissions, clamps and give-backs happens; the invariant is checked on the
+    // requests "sent" (leases not given back), by their admission times.
+    const iv = { session: 4_000, proxy: 3_000, global: 2_000 };
+    const burst = { session: 2, proxy: 3, global: 4 };
+    const pool = makePool({
+      defaults: {
+        sessionRate: rate(1, iv.session / 1000),
+        sessionBurst: burst.session,
+        proxyRate: rate(1, iv.proxy / 1000),
+        proxyBurst: burst.proxy,
+        globalRate: rate(1, iv.global / 1000),
+        globalBurst: burst.global,
+      },
+    });
+    for (const p of ['p', 'q']) await pool.upsertProxy({ id: p, label: p });
+    for (const [id, p] of [
+      ['a', 'p'],
+      ['b', 'p'],
+      ['c', 'q'],
+    ] as const)
+      await pool.upsertSession({ id, label: id, proxyId: p });
+    let seed = 15;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const held: Lease[] = [];
+    const sent: Lease[] = [];
+    let released = 0;
+    for (let step = 0; step < 600; step++) {
+      const r = rnd();
+      if (r < 0.45) {
+        const got = await pool.acquire();
+        if (got.ok) held.push(got.lease);
+      } else if (r < 0.75 && held.length) {
+        const [l] = held.splice(Math.floor(rnd() * held.length), 1);
+        await pool.release(l!);
+        released++;
+      } else if (held.length) {
+        sent.push(...held.splice(0, held.length));
+      } else await sleep(Math.floor(rnd() * 3));
+    }
+    sent.push(...held);
+    expect(released).toBeGreaterThan(50);
+    expect(sent.length).toBeGreaterThan(50);
+    const by = (key: (l: Lease) => string | null) => {
+      const m = new Map<string, number[]>();
+      for (const l of sent) {
+        const k = key(l);
+        if (k !== null) m.set(k, [...(m.get(k) ?? []), l.atUs]);
+      }
+      return m;
+    };
+    const over: string[] = [];
+    for (const [k, ts] of by((l) => l.sessionId)) {
+      const v = firstViolation(ts, iv.session, burst.session);
+      if (v) over.push(`session ${k}: ${JSON.stringify(v)}`);
+    }
+    for (const [k, ts] of by((l) => l.proxyId)) {
+      const v = firstViolation(ts, iv.proxy, burst.proxy);
+      if (v) over.push(`proxy ${k}: ${JSON.stringify(v)}`);
+    }
+    const g = firstViolation(
+      sent.map((l) => l.atUs),
+      iv.global,
+      burst.global,
+    );
+    if (g) over.push(`global: ${JSON.stringify(g)}`);
+    expect(over).toEqual([]);
   });
 
   it('release after a cooldown began leaves the cooled session where the cooldown put it', async () => {

@@ -17,7 +17,10 @@
           that is not active is not put back into the ready set.
 
   Returns
-    {1, sessionId, sessionLabel, proxyId ("" = none), proxyLabel, leaseSeq, nowUs}  admitted
+    {1, sessionId, sessionLabel, proxyId ("" = none), proxyLabel, leaseSeq, nowUs,
+     sessionTatBefore, sessionTatAfter, proxyTatBefore, proxyTatAfter, globalTatBefore,
+     globalTatAfter}  admitted; the TATs (µs as decimal strings, "" = no proxy / no global
+     budget) are what release.lua needs to undo this admission exactly
     {0, waitUs, "budget"}   nothing may send now; the earliest admission is waitUs from now
     {0, 0, "none"}          no leasable session at all (all invalid/disabled/without a proxy)
   A rejected call writes nothing.
@@ -78,7 +81,7 @@ else
   lus = {0}
 end
 -- The pick and what its commit needs, each number converted once.
-local best, label, pid, n, stat, sown, bst
+local best, label, pid, n, stat, sown, bst, stat0
 local p -- the proxy: {state, new tat, label, new use count}, nil without one
 local pb = 0 -- the proxy's next-send time after this admission
 for _ = 1, nc do
@@ -113,12 +116,13 @@ for _ = 1, nc do
             ok = true
             local nptat = math.max(ptat, now) + piv
             pb = math.max(nptat - ptau, pcu)
-            p = {pst, nptat, ph[6] or '', (ph[7] or 0) + 1}
+            p = {pst, nptat, ph[6] or '', (ph[7] or 0) + 1, ptat}
           end
         end
       end
       if ok then
         best, label, pid, n, bst = sid, h[7] or '', spid, (h[8] or 0) + 1, h[1]
+        stat0 = tat
         stat = math.max(tat, now) + iv
         sown = math.max(stat - tau, cu)
         break
@@ -188,10 +192,16 @@ end
 if score and bst == 'active' then
   redis.call('ZADD', KEYS[1], fmt(score), best)
 end
+local g0, g1 = '', ''
 if giv > 0 then
   local ntat = math.max(gtat, now) + giv
   -- The key expires once it no longer holds anything back (an absent TAT is a full burst).
   redis.call('SET', KEYS[2], fmt(ntat), 'PX', fmt(math.floor((ntat - now) / 1000) + 1000))
+  g0, g1 = fmt(gtat), fmt(ntat)
 end
 local seq = redis.call('INCR', KEYS[3])
-return {1, best, label, pid, (p and p[3]) or '', seq, now}
+local p0, p1 = '', ''
+if p then
+  p0, p1 = fmt(p[5]), fmt(p[2])
+end
+return {1, best, label, pid, (p and p[3]) or '', seq, now, fmt(stat0), fmt(stat), p0, p1, g0, g1}
