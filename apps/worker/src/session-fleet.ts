@@ -94,6 +94,10 @@ const MAX_TRIES = 4;
 const MAX_LATE = 8;
 /** Connections opened for one request before it goes out on a cold one anyway. */
 const MAX_WARMS = 2;
+/** Proxies whose first connection a starting worker opens at once. */
+const PREWARM_PARALLEL = 16;
+/** The longest a starting worker waits for its first connections, ms. */
+const PREWARM_DEADLINE_MS = 5_000;
 
 /**
  * How late a lease is, from its Redis admission time and the local clock: now − admission,
@@ -154,6 +158,7 @@ export class Fleet {
   static async start(opts: FleetOptions): Promise<Fleet> {
     const f = new Fleet(opts, openPool(opts.config, opts.redis));
     await f.refresh();
+    await f.prewarm();
     if (f.anonymous)
       opts.logger.warn(
         'no sessions imported: requests go out without a session and without budgets',
@@ -200,6 +205,46 @@ export class Fleet {
     await syncFromStore(this.pool, this.opts.config, poolStoreOf(proxyRows, sessionRows));
     this.proxies = proxies;
     this.sessions = sessions;
+  }
+
+  /**
+   * Opens one connection through every proxy before the first lease (packages/pool README,
+   * "Lease → arrival"): a worker that starts with none would take its first lease on each
+   * proxy, find no connection, give the lease back and open one, and a lease given back while
+   * other workers lease the same session or proxy is budget lost (release.lua). At most
+   * {@link PREWARM_PARALLEL} at a time, and never longer than {@link PREWARM_DEADLINE_MS} in
+   * all: a proxy that does not answer is left to the request path, whose error (ProxyError)
+   * the outcome table acts on. Labels only in the log line.
+   */
+  private async prewarm(): Promise<void> {
+    const conns = this.opts.connections;
+    if (!conns || this.anonymous) return;
+    const todo = [...this.proxies.values()];
+    let opened = 0;
+    let failed = 0;
+    const lane = async (): Promise<void> => {
+      for (let p = todo.shift(); p; p = todo.shift()) {
+        try {
+          await conns.warmConnection(p);
+          opened++;
+        } catch {
+          failed++;
+        }
+      }
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, PREWARM_DEADLINE_MS);
+      timer.unref();
+    });
+    await Promise.race([Promise.all(Array.from({ length: PREWARM_PARALLEL }, lane)), deadline]);
+    clearTimeout(timer);
+    todo.length = 0;
+    this.opts.logger.info('proxy connections opened', {
+      opened,
+      failed,
+      proxies: this.proxies.size,
+    });
   }
 
   /** Mirrors the pool's live state into Postgres (packages/pool `mirrorToStore`). */
