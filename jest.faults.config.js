@@ -10,6 +10,8 @@ export default {
   ...base,
   roots: ['<rootDir>/apps'],
   testMatch: ['**/test/faults/**/*.test.ts'],
+  // The base config leaves the fault files out of `npm test`; here they are the suite.
+  testPathIgnorePatterns: ['/node_modules/'],
   testTimeout: 600_000,
   maxWorkers: 1,
   // A killed server can leave a socket jest waits on; every process is killed in afterAll.

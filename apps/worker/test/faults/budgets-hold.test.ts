@@ -192,6 +192,19 @@ async function freshStart(): Promise<number> {
 }
 
 describe('budgets hold as the upstream counts them', () => {
+  it('a starting worker opens a connection through every proxy before its first lease, sending nothing', async () => {
+    const tunnels = () => Object.values(proxies.stats()).map((st) => st.tunnels);
+    const before = tunnels();
+    const requests = sim.requestLog().length;
+    const w = h.startWorker(sim, { ...poolEnv(), LOG_LEVEL: 'info' });
+    await waitFor(() => w.stderr().includes('worker started'), 'the worker starting', 120_000);
+    // Opened before the worker took jobs ("worker started" comes after the fleet is up).
+    expect(w.stderr()).toMatch(/proxy connections opened.*"opened":2/);
+    expect(tunnels().map((n, i) => n - before[i]!)).toEqual([1, 1]);
+    expect(sim.requestLog().length).toBe(requests);
+    await h.stopAll();
+  });
+
   it(
     `3 workers started together, ${RUNS} times: no throttled answer, no window over budget`,
     async () => {

@@ -113,7 +113,13 @@ async function leaseFor(
   proxy: { label: string; url: string } | undefined,
 ): Promise<{ ok: true; lease: Lease } | { ok: false; result: string; detail: string }> {
   const deadline = Date.now() + CHECK_MAX_WAIT_MS;
+  // The connection first, while no lease is held: a lease given back is budget lost whenever
+  // a worker leased the same session or proxy in between (release.lua).
   let warmed = false;
+  if (!checker.connectionReady(proxy)) {
+    await checker.warmConnection(proxy).catch(() => undefined);
+    warmed = true;
+  }
   for (;;) {
     const r = await pool.acquire(sessionId);
     if (r.ok) {
