@@ -136,6 +136,8 @@ class LateClock {
 export class Fleet {
   private sessions = new Map<string, { cookies: SessionCookies; label: string }>();
   private proxies = new Map<string, ProxyTarget>();
+  /** Proxies a lease may use: not disabled, with a session bound that is not disabled. */
+  private leasable: ProxyTarget[] = [];
   private readonly throttledAtByProxy = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private usable = true;
@@ -203,12 +205,21 @@ export class Fleet {
     for (const s of sessionRows)
       sessions.set(String(s.id), { label: s.label, cookies: this.cookies(s) });
     await syncFromStore(this.pool, this.opts.config, poolStoreOf(proxyRows, sessionRows));
+    const bound = new Set(
+      sessionRows
+        .filter((r) => r.status !== 'disabled' && r.proxyId !== null)
+        .map((r) => r.proxyId),
+    );
+    this.leasable = proxyRows
+      .filter((r) => r.status !== 'disabled' && bound.has(r.id))
+      .map((r) => proxies.get(String(r.id))!);
     this.proxies = proxies;
     this.sessions = sessions;
   }
 
   /**
-   * Opens one connection through every proxy before the first lease (packages/pool README,
+   * Opens one connection through every proxy a lease may use (not disabled, a session bound)
+   * before the first lease (packages/pool README,
    * "Lease → arrival"): a worker that starts with none would take its first lease on each
    * proxy, find no connection, give the lease back and open one, and a lease given back while
    * other workers lease the same session or proxy is budget lost (release.lua). At most
@@ -219,7 +230,7 @@ export class Fleet {
   private async prewarm(): Promise<void> {
     const conns = this.opts.connections;
     if (!conns || this.anonymous) return;
-    const todo = [...this.proxies.values()];
+    const todo = [...this.leasable];
     let opened = 0;
     let failed = 0;
     const lane = async (): Promise<void> => {
@@ -243,7 +254,7 @@ export class Fleet {
     this.opts.logger.info('proxy connections opened', {
       opened,
       failed,
-      proxies: this.proxies.size,
+      proxies: this.leasable.length,
     });
   }
 
