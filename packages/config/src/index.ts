@@ -110,8 +110,9 @@ export const envSchema = z.object({
    * slowly above the rate learned too high; what one session learns (rate, penalty) reaches
    * every session with the same budget. Never above the configured rates. Off by default: it
    * also lengthens a streak's first cooldown while the upstream's penalty is unknown (base × 4–6
-   * instead of THROTTLE_BACKOFF's random(0, base)), and it has not yet matched fixed rates'
-   * utilization when the budgets are known (docs/benchmarks.md, "Adaptive budgets").
+   * instead of THROTTLE_BACKOFF's random(0, base)), which the documented cooldown does not
+   * allow; where measured it is no worse than fixed rates when the budgets are known
+   * (docs/benchmarks.md, "Adaptive budgets").
    */
   ADAPTIVE_RATES: bool.default(false),
   /**
