@@ -20,6 +20,18 @@ pg.types.setTypeParser(20, (v) => Number(v));
 const RECLAIM_BROKEN_MS = 5_000;
 
 /**
+ * How long Postgres lets one of our sessions sit idle inside a transaction before it ends the
+ * session (`idle_in_transaction_session_timeout`), ms. Our transactions send their statements
+ * back to back; a session idle inside one is a process that stopped mid-transaction (SIGSTOP, a
+ * paused VM, a stall of many seconds) while holding row locks — the batch row that every
+ * worker's result commit updates. Without a limit every other worker's commit of that batch waits
+ * until the stopped one resumes, however long that is. With it the transaction rolls back, the
+ * locks go, and the stopped process gets an error on its next statement (its job goes back and
+ * is retried; results apply once, so nothing doubles).
+ */
+const IDLE_IN_TRANSACTION_MS = 10_000;
+
+/**
  * Opens a connection pool to `databaseUrl`. `max` connections (default 10). The pool and every
  * client it creates get an `error` listener for their whole life: pg emits 'error' on the pool
  * for an idle client losing its server, but on the client itself when the client is checked out
@@ -29,13 +41,19 @@ const RECLAIM_BROKEN_MS = 5_000;
  */
 export function openDb(
   databaseUrl: string,
-  opts: { max?: number; onError?: (e: Error) => void } = {},
+  opts: {
+    max?: number;
+    onError?: (e: Error) => void;
+    /** Postgres ends a session idle inside a transaction this long, ms. Default {@link IDLE_IN_TRANSACTION_MS}. */
+    idleInTransactionMs?: number;
+  } = {},
 ): DbHandle {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: opts.max ?? 10,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
+    idle_in_transaction_session_timeout: opts.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS,
   });
   pool.on('error', (e) => opts.onError?.(e));
   // Clients checked out now. drizzle's transaction() sends BEGIN outside its try/finally: when

@@ -87,3 +87,31 @@ it('a broken client its holder never returns is reclaimed, so the pool does not 
     await small.close().catch(() => undefined);
   }
 }, 90_000);
+
+it('a process stopped inside a transaction loses its row locks, so the others go on', async () => {
+  // A worker SIGSTOPped between its batch-row UPDATE and COMMIT held that row until it resumed,
+  // and every other worker's result commit of the batch waited for it (the fault suite's SIGSTOP
+  // test, which failed in CI now and then). The holder here is a checked-out client that sent
+  // BEGIN and an UPDATE and then nothing more: what Postgres sees of a stopped process.
+  const stopped = openDb(tdb.url, {
+    max: 1,
+    idleInTransactionMs: 1_000,
+    onError: (e) => errors.push(e.message),
+  });
+  try {
+    await handle.pool.query('CREATE TABLE held (id int PRIMARY KEY, n int NOT NULL)');
+    await handle.pool.query('INSERT INTO held VALUES (1, 0)');
+    const holder = await stopped.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('UPDATE held SET n = n + 1 WHERE id = 1');
+    // Waits for the row: with no idle-in-transaction limit this never returns (the test's
+    // deadline fails it); with one, the holder's session ends and its update rolls back.
+    await handle.pool.query('UPDATE held SET n = n + 10 WHERE id = 1');
+    expect((await handle.pool.query('SELECT n FROM held WHERE id = 1')).rows[0].n).toBe(10);
+    // The stopped process, resumed, gets an error rather than a commit.
+    await expect(holder.query('COMMIT')).rejects.toThrow();
+    holder.release(true);
+  } finally {
+    await stopped.close().catch(() => undefined);
+  }
+});
