@@ -215,6 +215,27 @@ export class FaultWorld {
       what,
       timeoutMs,
       250,
+    ).catch(async (e: unknown) => {
+      await this.explainStall();
+      throw e;
+    });
+  }
+
+  /**
+   * Writes to stderr what a stalled batch waits on: Postgres sessions that are not idle (a
+   * session idle inside a transaction, or one waiting for a lock) and each worker's last log.
+   */
+  private async explainStall(): Promise<void> {
+    const sessions = await this.query(
+      `SELECT pid, state, wait_event_type, wait_event, now() - state_change AS for,
+              left(query, 120) AS query
+         FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`,
+    ).catch((err: unknown) => [{ error: String(err) }]);
+    process.stderr.write(
+      `stalled: postgres sessions ${JSON.stringify(sessions)}\n` +
+        this.workers.map((w, i) => `worker ${i}: ${w.stderr().slice(-1500)}`).join('\n---\n') +
+        '\n',
     );
   }
 
