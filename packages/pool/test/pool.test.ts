@@ -10,7 +10,14 @@ import {
   type PoolOptions,
   type SessionState,
 } from '../src/index.js';
-import { dumpKeys, firstViolation, startPrivateRedis, type PrivateRedis } from './helpers.js';
+import {
+  dumpKeys,
+  firstViolation,
+  groupTimes,
+  startPrivateRedis,
+  type Admission,
+  type PrivateRedis,
+} from './helpers.js';
 
 const rate = (count: number, periodMs: number) => ({ count, periodMs });
 /** Budgets large enough never to bind, unless a test narrows one. */
@@ -293,7 +300,8 @@ describe('release and leasing one session', () => {
     const held: Lease[] = [];
     const sent: Lease[] = [];
     let released = 0;
-    for (let step = 0; step < 600; step++) {
+    // Until enough of both happened (a count, not a time): a fast machine needs more steps.
+    for (let step = 0; step < 20_000 && (released < 100 || sent.length < 100); step++) {
       const r = rnd();
       if (r < 0.45) {
         const got = await pool.acquire();
@@ -307,31 +315,19 @@ describe('release and leasing one session', () => {
       } else await sleep(Math.floor(rnd() * 3));
     }
     sent.push(...held);
-    expect(released).toBeGreaterThan(50);
-    expect(sent.length).toBeGreaterThan(50);
-    const by = (key: (l: Lease) => string | null) => {
-      const m = new Map<string, number[]>();
-      for (const l of sent) {
-        const k = key(l);
-        if (k !== null) m.set(k, [...(m.get(k) ?? []), l.atUs]);
-      }
-      return m;
-    };
+    expect(released).toBeGreaterThanOrEqual(100);
+    expect(sent.length).toBeGreaterThanOrEqual(100);
+    const log: Admission[] = sent.map((l) => [l.sessionId, l.proxyId ?? '', l.atUs]);
     const over: string[] = [];
-    for (const [k, ts] of by((l) => l.sessionId)) {
-      const v = firstViolation(ts, iv.session, burst.session);
-      if (v) over.push(`session ${k}: ${JSON.stringify(v)}`);
-    }
-    for (const [k, ts] of by((l) => l.proxyId)) {
-      const v = firstViolation(ts, iv.proxy, burst.proxy);
-      if (v) over.push(`proxy ${k}: ${JSON.stringify(v)}`);
-    }
-    const g = firstViolation(
-      sent.map((l) => l.atUs),
-      iv.global,
-      burst.global,
-    );
-    if (g) over.push(`global: ${JSON.stringify(g)}`);
+    for (const [kind, key, ivUs, b] of [
+      ['session', (a: Admission) => a[0], iv.session, burst.session],
+      ['proxy', (a: Admission) => a[1], iv.proxy, burst.proxy],
+      ['global', () => 'all', iv.global, burst.global],
+    ] as const)
+      for (const [k, ts] of groupTimes(log, key)) {
+        const v = firstViolation(ts, ivUs, b);
+        if (v) over.push(`${kind} ${k}: ${JSON.stringify(v)}`);
+      }
     expect(over).toEqual([]);
   });
 
