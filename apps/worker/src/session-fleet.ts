@@ -18,6 +18,7 @@ import {
   type Pool,
   type SecretKey,
   type Traffic,
+  withTimeout,
 } from '@storycheck/pool';
 import { mirrorToStore, syncFromStore } from '@storycheck/pool/admin';
 import {
@@ -243,13 +244,11 @@ export class Fleet {
         }
       }
     };
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, PREWARM_DEADLINE_MS);
-      timer.unref();
-    });
-    await Promise.race([Promise.all(Array.from({ length: PREWARM_PARALLEL }, lane)), deadline]);
-    clearTimeout(timer);
+    const lanes = Promise.all(Array.from({ length: PREWARM_PARALLEL }, lane));
+    // Past the deadline the worker starts anyway: the log line says how far it got.
+    await withTimeout(lanes, PREWARM_DEADLINE_MS, 'opening proxy connections').catch(
+      () => undefined,
+    );
     todo.length = 0;
     this.opts.logger.info('proxy connections opened', {
       opened,
