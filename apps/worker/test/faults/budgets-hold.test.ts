@@ -216,16 +216,13 @@ describe('budgets hold as the upstream counts them', () => {
         const workers = [0, 1, 2].map(() => h.startWorker(sim, poolEnv()));
         await untilDone(batchId, workers);
         await h.stopAll();
-        const r = verdict(sim.requestLog().filter((e) => e.timeMs >= since));
+        const log = sim.requestLog().filter((e) => e.timeMs >= since);
+        const r = verdict(log);
         results.push(r);
         if (process.env.BUDGETS_HOLD_TRACE)
           appendFileSync(
             `${process.env.BUDGETS_HOLD_TRACE}.sim`,
-            sim
-              .requestLog()
-              .filter((e) => e.timeMs >= since)
-              .map((e) => JSON.stringify({ run: run + 1, ...e }) + '\n')
-              .join(''),
+            log.map((e) => `${JSON.stringify({ run: run + 1, ...e })}\n`).join(''),
           );
         if (REPORT) appendFileSync(REPORT, `${JSON.stringify({ run: run + 1, ...r })}\n`);
       }
