@@ -33,6 +33,10 @@ export interface CliWorld {
   queue: Queue;
   /** A Postgres client on the database. */
   client: pg.Client;
+  /** Jobs in the check queue, in every state a job of ours can be in. */
+  jobCount(): Promise<number>;
+  /** Rows in `batches`. */
+  batchCount(): Promise<number>;
 }
 
 /**
@@ -41,6 +45,19 @@ export interface CliWorld {
  */
 export function cliWorld(dirPrefix: string): CliWorld {
   const w = {} as CliWorld;
+  w.jobCount = async () => {
+    const c = await w.queue.getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'completed',
+      'failed',
+      'prioritized',
+    );
+    return Object.values(c).reduce((a, b) => a + b, 0);
+  };
+  w.batchCount = async () =>
+    Number((await w.client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
   beforeAll(async () => {
     w.tdb = await createTestDatabase(migrate);
     w.tp = createTestPrefix();

@@ -13,23 +13,10 @@ const file = async (name: string, content: string | Buffer) => {
   await writeFile(p, content);
   return p;
 };
-const jobCount = async () => {
-  const c = await w.queue.getJobCounts(
-    'waiting',
-    'active',
-    'delayed',
-    'completed',
-    'failed',
-    'prioritized',
-  );
-  return Object.values(c).reduce((a, b) => a + b, 0);
-};
-const batchCount = async () =>
-  Number((await w.client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
 
 describe('storycheck enqueue', () => {
   it('reports invalid lines with line numbers and enqueues only valid, distinct names', async () => {
-    const before = await jobCount();
+    const before = await w.jobCount();
     const p = await file(
       'mixed.txt',
       'anna\r\n@Bob\r\nbad..name\r\nanna\r\n' +
@@ -44,7 +31,7 @@ describe('storycheck enqueue', () => {
       { line: 3, input: 'bad..name', reason: "contains '..'" },
       { line: 5, input: 'x'.repeat(31), reason: 'too long (31 characters, at most 30)' },
     ]);
-    expect(await jobCount()).toBe(before + 3);
+    expect(await w.jobCount()).toBe(before + 3);
     const items = await w.client.query(
       'SELECT username, seq FROM items WHERE batch_id = $1 ORDER BY seq',
       [out.batchId],
@@ -66,8 +53,8 @@ describe('storycheck enqueue', () => {
   });
 
   it('--strict rejects the whole file with exit 2 and writes nothing', async () => {
-    const jobs = await jobCount();
-    const batches = await batchCount();
+    const jobs = await w.jobCount();
+    const batches = await w.batchCount();
     const p = await file('strict.csv', 'username\nanna\nbad name\nbob\n');
     const r = await cli(['enqueue', p, '--strict', '--json']);
     expect(r.code).toBe(2);
@@ -76,8 +63,8 @@ describe('storycheck enqueue', () => {
     ]);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/--strict: 1 invalid line .*nothing enqueued/);
-    expect(await jobCount()).toBe(jobs);
-    expect(await batchCount()).toBe(batches);
+    expect(await w.jobCount()).toBe(jobs);
+    expect(await w.batchCount()).toBe(batches);
   });
 
   it('--strict reads stdin too', async () => {
@@ -89,7 +76,7 @@ describe('storycheck enqueue', () => {
   it('the same batch enqueued twice creates no extra jobs or rows', async () => {
     const p = await file('twice.json', JSON.stringify(['d1', 'd2', 'd3']));
     const first = JSON.parse((await cli(['enqueue', p, '--json'])).stdout);
-    const jobs = await jobCount();
+    const jobs = await w.jobCount();
     const again = await cli(['enqueue', p, '--json', '--batch-id', first.batchId]);
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({
@@ -97,7 +84,7 @@ describe('storycheck enqueue', () => {
       accepted: 0,
       duplicates: 3,
     });
-    expect(await jobCount()).toBe(jobs);
+    expect(await w.jobCount()).toBe(jobs);
     const n = await w.client.query('SELECT count(*)::int AS n FROM items WHERE batch_id = $1', [
       first.batchId,
     ]);
@@ -192,13 +179,13 @@ describe('storycheck enqueue', () => {
   });
 
   it('refuses an input over the line limit with one line, writing nothing', async () => {
-    const batches = await batchCount();
+    const batches = await w.batchCount();
     const r = await cli(['enqueue', await file('long.txt', 'a\nb\nc\nd\n'), '--max-lines', '3']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
       'storycheck: input has more than 3 lines (the limit); split it or raise --max-lines\n',
     );
-    expect(await batchCount()).toBe(batches);
+    expect(await w.batchCount()).toBe(batches);
   });
 
   it.each([
@@ -210,11 +197,11 @@ describe('storycheck enqueue', () => {
       /^storycheck: input is not text \(a NUL byte at byte 5\)$/,
     ],
   ])('%s exits 2 with one line and writes nothing', async (_what, content, message) => {
-    const batches = await batchCount();
+    const batches = await w.batchCount();
     const r = await cli(['enqueue', await file('bad.txt', content)]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(message)]);
-    expect(await batchCount()).toBe(batches);
+    expect(await w.batchCount()).toBe(batches);
   });
 
   it('a missing file, a bad option and a bad variable each exit 2 with one line', async () => {

@@ -11,12 +11,6 @@ const w = cliWorld('sc-enq-faults-');
 
 const cli = (args: string[], extraEnv: Record<string, string> = {}) =>
   runNode(CLI, args, { ...w.env, ...extraEnv });
-const batchCount = async () =>
-  Number((await w.client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
-const jobCount = async () => {
-  const c = await w.queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
-  return Object.values(c).reduce((a, b) => a + b, 0);
-};
 async function namesFile(file: string, n: number, from = 0): Promise<string> {
   const p = join(w.dir, file);
   const lines: string[] = [];
@@ -28,19 +22,19 @@ async function namesFile(file: string, n: number, from = 0): Promise<string> {
 describe('enqueue against services that do not answer', () => {
   it('an unreachable Redis: retries, then one line naming it, exit 1, no batch written', async () => {
     const p = await namesFile('small.txt', 5);
-    const before = await batchCount();
+    const before = await w.batchCount();
     const r = await cli(['enqueue', p], { REDIS_URL: 'redis://127.0.0.1:1' });
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toEqual([
       'storycheck: cannot reach Redis at redis://127.0.0.1:1: connection refused',
     ]);
     expect(r.stdout).toBe('');
-    expect(await batchCount()).toBe(before);
+    expect(await w.batchCount()).toBe(before);
   });
 
   it('an unreachable Postgres: one line naming it, exit 1, no job added', async () => {
     const p = await namesFile('small2.txt', 5);
-    const jobs = await jobCount();
+    const jobs = await w.jobCount();
     const r = await cli(['enqueue', p], {
       DATABASE_URL: 'postgres://postgres:CANARYpw7@127.0.0.1:1/nowhere',
     });
@@ -51,7 +45,7 @@ describe('enqueue against services that do not answer', () => {
       /^storycheck: cannot reach Postgres at postgres:\/\/postgres:.*@127\.0\.0\.1:1\/nowhere: connection refused$/,
     );
     expect(r.stderr).not.toContain('CANARYpw7');
-    expect(await jobCount()).toBe(jobs);
+    expect(await w.jobCount()).toBe(jobs);
   });
 });
 
@@ -135,8 +129,8 @@ describe('enqueue stopped by a signal', () => {
   );
 
   it('a signal before anything is written leaves nothing behind', async () => {
-    const before = await batchCount();
-    const jobs = await jobCount();
+    const before = await w.batchCount();
+    const jobs = await w.jobCount();
     // A "Redis" that accepts connections and never answers: once it sees the CLI connect, the
     // command is in its connection retries (its signal handlers in place) and has written nothing.
     let connected!: () => void;
@@ -163,8 +157,8 @@ describe('enqueue stopped by a signal', () => {
     } finally {
       silent.close();
     }
-    expect(await batchCount()).toBe(before);
-    expect(await jobCount()).toBe(jobs);
+    expect(await w.batchCount()).toBe(before);
+    expect(await w.jobCount()).toBe(jobs);
   });
 
   it('a Redis that accepts connections but never answers: one line after the retries, exit 1', async () => {
@@ -176,7 +170,7 @@ describe('enqueue stopped by a signal', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as AddressInfo).port;
     try {
-      const before = await batchCount();
+      const before = await w.batchCount();
       const r = await cli(['enqueue', await namesFile('silent.txt', 3)], {
         REDIS_URL: `redis://127.0.0.1:${port}`,
       });
@@ -184,7 +178,7 @@ describe('enqueue stopped by a signal', () => {
       expect(r.stderr.trim().split('\n')).toEqual([
         `storycheck: cannot reach Redis at redis://127.0.0.1:${port}: no answer`,
       ]);
-      expect(await batchCount()).toBe(before);
+      expect(await w.batchCount()).toBe(before);
     } finally {
       for (const s of socks) s.destroy();
       silent.close();

@@ -16,19 +16,6 @@ import { CLI, cliWorld } from './cli-world.js';
 const w = cliWorld('sc-input-');
 
 const cli = (args: string[], stdin?: string) => runNode(CLI, args, w.env, stdin);
-const jobCount = async () =>
-  Object.values(
-    await w.queue.getJobCounts(
-      'waiting',
-      'active',
-      'delayed',
-      'completed',
-      'failed',
-      'prioritized',
-    ),
-  ).reduce((a, b) => a + b, 0);
-const batchCount = async () =>
-  Number((await w.client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
 const itemNames = async (batchId: string) =>
   (
     await w.client.query('SELECT username FROM items WHERE batch_id = $1 ORDER BY seq', [batchId])
@@ -165,8 +152,8 @@ describe('storycheck enqueue over generated input (fuzz)', () => {
         n++;
         const path = join(w.dir, `${n}-${c.file}`);
         await writeFile(path, c.content);
-        const batches = await batchCount();
-        const jobs = await jobCount();
+        const batches = await w.batchCount();
+        const jobs = await w.jobCount();
         const r = await cli(['enqueue', path, '--json', ...c.args]);
         if (c.names) {
           expect({ kind: c.kind, code: r.code, stderr: r.stderr }).toEqual({
@@ -176,13 +163,13 @@ describe('storycheck enqueue over generated input (fuzz)', () => {
           });
           const out = JSON.parse(r.stdout) as { batchId: string; accepted: number };
           expect(await itemNames(out.batchId)).toEqual(c.names);
-          expect(await jobCount()).toBe(jobs + c.names.length);
+          expect(await w.jobCount()).toBe(jobs + c.names.length);
         } else {
           expect({ kind: c.kind, code: r.code }).toEqual({ kind: c.kind, code: 2 });
           expect(r.stderr).toMatch(/^storycheck: [^\n]+\n$/);
           expect(r.stdout).toBe('');
-          expect(await batchCount()).toBe(batches);
-          expect(await jobCount()).toBe(jobs);
+          expect(await w.batchCount()).toBe(batches);
+          expect(await w.jobCount()).toBe(jobs);
         }
       }),
       { numRuns: 30, endOnFailure: true },
@@ -192,11 +179,11 @@ describe('storycheck enqueue over generated input (fuzz)', () => {
   it('100 KB of random bytes: one line, exit 2, nothing written (the case issue 16 found)', async () => {
     const bytes = Buffer.alloc(100_000);
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
-    const batches = await batchCount();
+    const batches = await w.batchCount();
     const r = await cli(['enqueue', await writeAndPath('random.bin', bytes)]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^storycheck: input is not (UTF-8 )?text \([^\n]*\)\n$/);
-    expect(await batchCount()).toBe(batches);
+    expect(await w.batchCount()).toBe(batches);
   });
 });
 
@@ -209,8 +196,8 @@ async function writeAndPath(name: string, content: Buffer | string): Promise<str
 describe('enqueue --batch-id of a batch that does not exist', () => {
   it('exits 2 with "no batch <id>" and writes nothing, from a file or stdin', async () => {
     const id = '3f0c1c0e-1111-4111-8111-111111111111';
-    const batches = await batchCount();
-    const jobs = await jobCount();
+    const batches = await w.batchCount();
+    const jobs = await w.jobCount();
     const fromFile = await cli([
       'enqueue',
       await writeAndPath('x.txt', 'anna\n'),
@@ -221,8 +208,8 @@ describe('enqueue --batch-id of a batch that does not exist', () => {
     for (const r of [fromFile, fromStdin]) {
       expect(r).toEqual({ code: 2, stdout: '', stderr: `storycheck: no batch ${id}\n` });
     }
-    expect(await batchCount()).toBe(batches);
-    expect(await jobCount()).toBe(jobs);
+    expect(await w.batchCount()).toBe(batches);
+    expect(await w.jobCount()).toBe(jobs);
   });
 });
 
